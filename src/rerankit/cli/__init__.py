@@ -1,0 +1,26 @@
+"""The ``rerankit`` command: thin commands over the library, one module per command.
+
+Every ``RerankitError`` becomes a one-line ``error: ...`` on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import RerankitError
+from .app import app
+
+# Each module registers its commands on ``app`` when imported.
+from . import demo_cmd, eval_cmd, index_cmd, search_cmd, train_cmd  # noqa: E402,F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script."""
+    try:
+        app(args=argv, prog_name="rerankit", standalone_mode=True)
+    except RerankitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,17 @@
+"""The Typer application object that the command modules register on."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="rerankit",
+    help="Two-stage retrieval with reranking: index, search, evaluate, train, demo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+index_app = typer.Typer(help="Build and inspect on-disk first-stage indexes.", no_args_is_help=True)
+app.add_typer(index_app, name="index")

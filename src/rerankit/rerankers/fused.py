@@ -1,0 +1,77 @@
+"""A cross-encoder fused with a bi-encoder: ``sigmoid(a * ce_logit + b * cosine + c)``.
+
+The shipped default model is one of these. Its weights ``a, b, c`` are fitted by logistic
+regression on the development set and stored in the model folder's ``rerankit.json``; the
+score is a calibrated probability in [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..encoders import DEFAULT_BI_ENCODER, embed, load_bi_encoder
+from ..errors import ModelNotFoundError
+from ..types import Document
+from .base import Reranker
+from .cross_encoder import CrossEncoderReranker
+
+FUSION_FILE = "rerankit.json"
+FUSION_FORMAT = "rerankit-fused-v1"
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    """Logistic-regression weights over the cross-encoder logit and the bi-encoder cosine."""
+
+    cross_encoder_weight: float = 1.0
+    bi_encoder_weight: float = 0.0
+    bias: float = 0.0
+    bi_encoder: str = DEFAULT_BI_ENCODER
+
+    @classmethod
+    def read(cls, folder: str | Path) -> FusionWeights:
+        path = Path(folder) / FUSION_FILE
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(f"cannot read fusion weights {path}: {exc}") from exc
+        if data.get("format") != FUSION_FORMAT:
+            raise ModelNotFoundError(f"{path}: unknown format {data.get('format')!r}")
+        return cls(**{k: data[k] for k in ("cross_encoder_weight", "bi_encoder_weight", "bias", "bi_encoder") if k in data})
+
+    def to_json(self) -> dict:
+        return {"format": FUSION_FORMAT, **asdict(self)}
+
+    def combine(self, ce_logits: np.ndarray, cosines: np.ndarray) -> np.ndarray:
+        """Calibrated probability for each (logit, cosine) pair."""
+        z = self.cross_encoder_weight * ce_logits + self.bi_encoder_weight * cosines + self.bias
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+class FusedReranker(Reranker):
+    """Cross-encoder logit and bi-encoder cosine, combined by ``FusionWeights``."""
+
+    score_kind = "probability"
+
+    def __init__(self, folder: str | Path, *, name: str | None = None, **cross_encoder_kwargs) -> None:
+        self.weights = FusionWeights.read(folder)
+        self.cross_encoder = CrossEncoderReranker(str(folder), activation="none", **cross_encoder_kwargs)
+        if self.weights.bi_encoder_weight:
+            load_bi_encoder(self.weights.bi_encoder)
+        self.name = name or str(folder)
+
+    def components(self, query: str, documents: Sequence[Document]) -> tuple[np.ndarray, np.ndarray]:
+        """The cross-encoder logits and bi-encoder cosines that the fused score combines."""
+        logits = self.cross_encoder._score(query, documents)
+        if not self.weights.bi_encoder_weight:
+            return logits, np.zeros_like(logits)
+        vectors = embed([query, *[d.full_text for d in documents]], self.weights.bi_encoder)
+        return logits, vectors[1:] @ vectors[0]
+
+    def _score(self, query: str, documents: Sequence[Document]) -> np.ndarray:
+        return self.weights.combine(*self.components(query, documents))

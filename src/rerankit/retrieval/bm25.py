@@ -1,0 +1,73 @@
+"""BM25 first stage on the ``bm25s`` library (sparse matrices, English stemming and stopwords)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError
+
+
+class BM25:
+    """A BM25 index over a list of texts; ``search`` returns (indices, scores), best first."""
+
+    def __init__(self, k1: float = 0.9, b: float = 0.4, language: str | None = "english") -> None:
+        import bm25s
+
+        self.k1, self.b, self.language = k1, b, language
+        self._model = bm25s.BM25(k1=k1, b=b)
+        self._size = 0
+
+    def _stemmer(self):
+        if not self.language:
+            return None
+        import Stemmer
+
+        return Stemmer.Stemmer(self.language)
+
+    def _tokenize(self, texts: Sequence[str]):
+        import bm25s
+
+        return bm25s.tokenize(
+            list(texts), stopwords="en" if self.language == "english" else None,
+            stemmer=self._stemmer(), show_progress=False,
+        )
+
+    def index(self, texts: Sequence[str]) -> BM25:
+        if not texts:
+            raise InvalidInputError("cannot build a BM25 index over no texts")
+        self._model.index(self._tokenize(texts), show_progress=False)
+        self._size = len(texts)
+        return self
+
+    def __len__(self) -> int:
+        return self._size
+
+    def search_many(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, scores) arrays of shape (len(queries), min(k, size)); zero-score hits trail."""
+        if self._size == 0:
+            raise InvalidInputError("the BM25 index is empty")
+        k = min(k, self._size)
+        tokens = self._tokenize(queries)
+        indices, scores = self._model.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        return np.asarray(indices), np.asarray(scores, dtype=np.float32)
+
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        indices, scores = self.search_many([query], k)
+        return indices[0], scores[0]
+
+    def save(self, folder: str | Path) -> None:
+        """Write the index into ``folder`` (the caller makes the write atomic)."""
+        self._model.save(str(folder))
+
+    @classmethod
+    def load(cls, folder: str | Path, language: str | None = "english") -> BM25:
+        import bm25s
+
+        bm25 = cls.__new__(cls)
+        bm25._model = bm25s.BM25.load(str(folder))
+        bm25.k1, bm25.b, bm25.language = bm25._model.k1, bm25._model.b, language
+        bm25._size = int(bm25._model.scores["num_docs"])
+        return bm25

@@ -1,0 +1,94 @@
+"""Plain typed objects shared by every stage: documents in, ranked results out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class Document:
+    """A passage to rank: its text, an optional title and id, and free metadata."""
+
+    text: str
+    title: str = ""
+    id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def full_text(self) -> str:
+        """Title and text joined as the models read them."""
+        return f"{self.title}. {self.text}" if self.title else self.text
+
+
+DocumentInput = Union[str, Document, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class RankedResult:
+    """One reranked document.
+
+    ``index`` points into the input list, ``original_rank`` is its 0-based position there
+    (so ``index == original_rank`` for plain lists), ``rank`` its 0-based position after reranking.
+    """
+
+    index: int
+    score: float
+    document: Document
+    rank: int
+    original_rank: int
+
+    @property
+    def text(self) -> str:
+        return self.document.text
+
+
+def normalize_query(query: Any) -> str:
+    """Return the query if it is a non-blank string, else raise ``InvalidInputError``."""
+    if not isinstance(query, str):
+        raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise InvalidInputError("query is empty")
+    return query
+
+
+def normalize_document(doc: Any, position: int = 0) -> Document:
+    """Turn a string, ``Document`` or dict with ``text`` (and optional ``title``/``id``) into a ``Document``."""
+    if isinstance(doc, Document):
+        return doc
+    if isinstance(doc, str):
+        return Document(text=doc)
+    if isinstance(doc, Mapping):
+        text = doc.get("text")
+        if not isinstance(text, str):
+            raise InvalidInputError(f"document {position}: a dict document needs a string 'text' field")
+        title = doc.get("title") or ""
+        if not isinstance(title, str):
+            raise InvalidInputError(f"document {position}: 'title' must be a string")
+        raw_id = doc.get("id", doc.get("_id"))
+        meta = {k: v for k, v in doc.items() if k not in ("text", "title", "id", "_id")}
+        return Document(text=text, title=title, id=None if raw_id is None else str(raw_id), metadata=meta)
+    raise InvalidInputError(
+        f"document {position}: expected a string or a dict with 'text', got {type(doc).__name__}"
+    )
+
+
+def normalize_documents(documents: Any) -> list[Document]:
+    """Validate a sequence of documents; strings and dicts become ``Document`` objects."""
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+        raise InvalidInputError("documents must be a list of strings or dicts with 'text'")
+    return [normalize_document(d, i) for i, d in enumerate(documents)]
+
+
+def validate_top_k(top_k: Any) -> int | None:
+    """``None`` or a positive int; anything else raises ``InvalidInputError``."""
+    if top_k is None:
+        return None
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise InvalidInputError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if top_k < 1:
+        raise InvalidInputError(f"top_k must be >= 1, got {top_k}")
+    return top_k
