@@ -1,0 +1,109 @@
+"""Readers for the BEIR and TREC layouts: corpus.jsonl, queries.jsonl, qrels, run files.
+
+Every reader raises ``DataFormatError`` naming the file and line of the first bad record.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from .errors import DataFormatError
+from .io import read_jsonl
+from .types import Document
+
+Qrels = dict[str, dict[str, int]]
+Run = dict[str, dict[str, float]]
+
+
+def _field(obj: dict, names: tuple[str, ...], path: Path, lineno: int) -> str:
+    for name in names:
+        if name in obj and isinstance(obj[name], (str, int)) and not isinstance(obj[name], bool):
+            return str(obj[name])
+    raise DataFormatError(f"{path}:{lineno}: missing string field {' or '.join(repr(n) for n in names)}")
+
+
+def read_corpus_jsonl(path: str | Path) -> list[Document]:
+    """BEIR ``corpus.jsonl``: ``{"_id", "title"?, "text"}`` per line."""
+    path = Path(path)
+    docs = []
+    for lineno, obj in read_jsonl(path):
+        doc_id = _field(obj, ("_id", "id", "docid"), path, lineno)
+        text = _field(obj, ("text", "contents"), path, lineno)
+        title = obj.get("title") or ""
+        if not isinstance(title, str):
+            raise DataFormatError(f"{path}:{lineno}: 'title' must be a string")
+        docs.append(Document(text=text, title=title, id=doc_id))
+    return docs
+
+
+def read_queries_jsonl(path: str | Path) -> dict[str, str]:
+    """BEIR ``queries.jsonl``: ``{"_id", "text"}`` per line, as ``{query_id: text}``."""
+    path = Path(path)
+    return {
+        _field(obj, ("_id", "id", "qid"), path, lineno): _field(obj, ("text", "query"), path, lineno)
+        for lineno, obj in read_jsonl(path)
+    }
+
+
+def _lines(path: Path):
+    try:
+        with path.open(encoding="utf-8") as handle:
+            yield from enumerate(handle, start=1)
+    except OSError as exc:
+        raise DataFormatError(f"cannot open {path}: {exc.strerror or exc}") from exc
+
+
+def read_qrels(path: str | Path) -> Qrels:
+    """Relevance judgments ``{query_id: {doc_id: grade}}``.
+
+    Accepts BEIR's ``query-id<TAB>corpus-id<TAB>score`` (a header line is skipped) and TREC's
+    four-column ``qid 0 docid grade``.
+    """
+    path = Path(path)
+    qrels: Qrels = defaultdict(dict)
+    for lineno, line in _lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if lineno == 1 and parts[0] in ("query-id", "query_id", "qid"):
+            continue
+        if len(parts) == 3:
+            qid, docid, grade = parts
+        elif len(parts) == 4:
+            qid, _, docid, grade = parts
+        else:
+            raise DataFormatError(f"{path}:{lineno}: expected 3 or 4 columns, got {len(parts)}")
+        try:
+            qrels[qid][docid] = int(float(grade))
+        except ValueError as exc:
+            raise DataFormatError(f"{path}:{lineno}: relevance grade {grade!r} is not a number") from exc
+    if not qrels:
+        raise DataFormatError(f"{path}: no judgments")
+    return dict(qrels)
+
+
+def read_trec_run(path: str | Path) -> Run:
+    """A TREC run file ``qid Q0 docid rank score tag`` as ``{query_id: {doc_id: score}}``."""
+    path = Path(path)
+    run: Run = defaultdict(dict)
+    for lineno, line in _lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise DataFormatError(f"{path}:{lineno}: expected 6 columns (qid Q0 docid rank score tag), got {len(parts)}")
+        qid, _, docid, _, score, _ = parts
+        try:
+            run[qid][docid] = float(score)
+        except ValueError as exc:
+            raise DataFormatError(f"{path}:{lineno}: score {score!r} is not a number") from exc
+    if not run:
+        raise DataFormatError(f"{path}: empty run")
+    return dict(run)
+
+
+def ranked_ids(scores: dict[str, float], depth: int | None = None) -> list[str]:
+    """Doc ids of one query best first; ties by doc id, as trec_eval orders them."""
+    ordered = sorted(scores, key=lambda d: (-scores[d], d))
+    return ordered if depth is None else ordered[:depth]
