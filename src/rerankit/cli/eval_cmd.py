@@ -1,1 +1,56 @@
-"""Placeholder: filled in by its command module."""
+"""``rerankit eval``: evaluate a first stage and, optionally, its reranking on a judged BEIR folder."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from .app import app
+
+
+@app.command("eval")
+def eval_command(
+    data: str = typer.Argument(..., help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
+    run: Optional[str] = typer.Option(
+        None, "--run", help="TREC run file (path, or relative to DATA, e.g. runs/bm25.top100.trec); default: BM25 on the fly."
+    ),
+    qrels: Optional[str] = typer.Option(
+        None, "--qrels", help="Qrels file; default DATA/qrels/test-full.tsv if present, else DATA/qrels/test.tsv."
+    ),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="Reranker spec (e.g. default, bi-encoder)."),
+    depth: int = typer.Option(100, "--depth", help="Candidates per query to retrieve / rerank; also R@DEPTH."),
+    rel_threshold: int = typer.Option(1, "--rel-threshold", help="Minimum grade counted relevant by binary measures."),
+    max_queries: Optional[int] = typer.Option(None, "--max-queries", help="Evaluate only the first N judged queries."),
+    out: Optional[str] = typer.Option(None, "--out", help="Write the JSON report here (atomically)."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Write a PNG summary plot here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report on stdout instead of a table."),
+) -> None:
+    """Evaluate nDCG@10, P@1/3/5, R@DEPTH, MRR@10 and MAP, before and after reranking."""
+    from rich.console import Console
+
+    from ..evaluation import evaluate_folder, write_plot
+
+    info = Console(stderr=True, highlight=False)
+    report = evaluate_folder(
+        data,
+        run=run,
+        qrels=qrels,
+        rerank=rerank,
+        depth=depth,
+        rel_threshold=rel_threshold,
+        max_queries=max_queries,
+        progress=sys.stderr.isatty(),
+        log=lambda msg: info.print(msg, markup=False, soft_wrap=True),
+    )
+    if out:
+        report.write_json(out)
+        info.print(f"report: {out}", markup=False, soft_wrap=True)
+    if plot:
+        write_plot(report, plot)
+        info.print(f"plot: {plot}", markup=False, soft_wrap=True)
+    if as_json:
+        typer.echo(report.to_json())
+    else:
+        report.print(Console(highlight=False))
