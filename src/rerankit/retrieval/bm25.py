@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..types import Document, normalize_query
+from .base import Hit, hits_from_scores, validate_k
 
 
 class BM25:
@@ -38,7 +40,10 @@ class BM25:
     def index(self, texts: Sequence[str]) -> BM25:
         if not texts:
             raise InvalidInputError("cannot build a BM25 index over no texts")
-        self._model.index(self._tokenize(texts), show_progress=False)
+        tokens = self._tokenize(texts)
+        if not tokens.vocab:  # bm25s crashes with a bare ValueError on an empty vocabulary
+            raise InvalidInputError("cannot build a BM25 index: the texts hold no indexable words")
+        self._model.index(tokens, show_progress=False)
         self._size = len(texts)
         return self
 
@@ -71,3 +76,24 @@ class BM25:
         bm25.k1, bm25.b, bm25.language = bm25._model.k1, bm25._model.b, language
         bm25._size = int(bm25._model.scores["num_docs"])
         return bm25
+
+
+class BM25Retriever:
+    """``Retriever`` over a ``BM25`` index and its documents; passages with a zero score are left out."""
+
+    def __init__(self, bm25: BM25, documents: Sequence[Document]) -> None:
+        if len(bm25) != len(documents):
+            raise InvalidInputError(f"BM25 index has {len(bm25)} entries but {len(documents)} documents were given")
+        self.bm25, self.documents = bm25, list(documents)
+
+    @classmethod
+    def from_documents(cls, documents: Sequence[Document], **kwargs) -> BM25Retriever:
+        return cls(BM25(**kwargs).index([d.full_text for d in documents]), documents)
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        query, k = normalize_query(query), validate_k(k)
+        indices, scores = self.bm25.search(query, k)
+        keep = scores > 0
+        indices, scores = indices[keep], scores[keep]
+        order = np.lexsort((indices, -scores))  # ties by document position, whatever bm25s returned
+        return hits_from_scores(self.documents, indices[order], scores[order])

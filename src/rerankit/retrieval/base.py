@@ -1,0 +1,97 @@
+"""What every first stage returns (``Hit``), what it implements (``Retriever``), and the two-stage step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ..types import Document
+
+if TYPE_CHECKING:
+    from ..rerankers.base import Reranker
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved passage: its document (with ``id``), its first-stage score and 0-based rank."""
+
+    document: Document
+    score: float
+    rank: int
+
+    @property
+    def id(self) -> str | None:
+        return self.document.id
+
+
+@dataclass(frozen=True)
+class RerankedHit:
+    """A passage after both stages: 0-based ``rank`` and ``score`` from the reranker (or the first
+    stage when there was no reranker), ``first_stage_rank``/``first_stage_score`` from retrieval."""
+
+    document: Document
+    score: float
+    rank: int
+    first_stage_rank: int
+    first_stage_score: float
+
+    @property
+    def id(self) -> str | None:
+        return self.document.id
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """A first stage: the ``k`` best passages for a query, best first."""
+
+    def search(self, query: str, k: int) -> list[Hit]: ...
+
+
+def validate_k(k: Any, name: str = "k") -> int:
+    """A positive int, else ``InvalidInputError``."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InvalidInputError(f"{name} must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first; ties by lower index (argpartition, then sort)."""
+    scores = np.asarray(scores)
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    candidates = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(scores.shape[0])
+    # argpartition may cut a tie at the boundary arbitrarily: widen to every index tied with the k-th score.
+    kth = scores[candidates].min()
+    candidates = np.flatnonzero(scores >= kth)
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order][:k]
+
+
+def hits_from_scores(
+    documents: Sequence[Document], indices: np.ndarray, scores: np.ndarray
+) -> list[Hit]:
+    """``Hit`` objects for parallel arrays of document indices and scores, already best first."""
+    return [Hit(documents[int(i)], float(s), r) for r, (i, s) in enumerate(zip(indices, scores))]
+
+
+def retrieve_and_rerank(
+    retriever: Retriever,
+    query: str,
+    k: int,
+    candidates: int,
+    reranker: Reranker | None = None,
+) -> list[RerankedHit]:
+    """Retrieve ``max(candidates, k)`` passages, rerank them if a reranker is given, keep the best ``k``."""
+    k, candidates = validate_k(k, "k"), validate_k(candidates, "candidates")
+    hits = retriever.search(query, max(k, candidates) if reranker is not None else k)
+    if reranker is None or not hits:
+        return [RerankedHit(h.document, h.score, h.rank, h.rank, h.score) for h in hits[:k]]
+    results = reranker.rerank(query, [h.document for h in hits], top_k=k)
+    return [
+        RerankedHit(r.document, r.score, r.rank, hits[r.index].rank, hits[r.index].score) for r in results
+    ]

@@ -1,0 +1,155 @@
+"""Dense first stage: cosine similarity of normalized embeddings (one matmul, argpartition top-k).
+
+Embedders turn texts into L2-normalized float32 rows: ``LocalEmbedder`` runs sentence-transformers
+offline (all-MiniLM-L6-v2 by default); ``OpenAIEmbedder`` calls an OpenAI-compatible ``/embeddings`` endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..encoders import DEFAULT_BI_ENCODER
+from ..errors import InvalidInputError, RerankitError
+from ..types import Document, normalize_query
+from .base import Hit, hits_from_scores, top_k, validate_k
+
+ProgressCallback = Callable[[int, int], None]  # (texts done, texts in all)
+
+
+class EmbeddingServiceError(RerankitError):
+    """An embeddings endpoint that failed, could not be reached, or answered something unusable."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Texts to L2-normalized float32 embeddings, one row per text."""
+
+    provider: str
+    model: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def embed_in_batches(
+    embedder: Embedder, texts: Sequence[str], batch_size: int = 256, progress: ProgressCallback | None = None
+) -> np.ndarray:
+    """``embedder.embed`` over ``texts`` in batches, reporting progress after each batch."""
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        parts.append(embedder.embed(texts[start : start + batch_size]))
+        if progress is not None:
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+class LocalEmbedder:
+    """A sentence-transformers model run locally (``encoders.embed``)."""
+
+    provider = "local"
+
+    def __init__(self, model: str = DEFAULT_BI_ENCODER, batch_size: int = 64) -> None:
+        self.model, self.batch_size = model, batch_size
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        from ..encoders import embed
+
+        return embed(list(texts), self.model, self.batch_size)
+
+    def __repr__(self) -> str:
+        return f"LocalEmbedder(model={self.model!r})"
+
+
+class OpenAIEmbedder:
+    """An OpenAI-compatible embeddings endpoint: ``POST {base_url}/embeddings`` in batches of ``batch_size``."""
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        model: str = "text-embedding-3-small",
+        batch_size: int = 128,
+        timeout: float = 30.0,
+    ) -> None:
+        if not base_url or not base_url.startswith(("http://", "https://")):
+            raise InvalidInputError(f"base_url must be an http(s) URL, got {base_url!r}")
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+        self.base_url, self.api_key, self.model = base_url.rstrip("/"), api_key, model
+        self.batch_size, self.timeout = batch_size, timeout
+
+    def _post(self, client: Any, batch: list[str]) -> np.ndarray:
+        import httpx
+
+        url = f"{self.base_url}/embeddings"
+        try:
+            response = client.post(url, json={"model": self.model, "input": batch})
+        except httpx.HTTPError as exc:
+            raise EmbeddingServiceError(f"embeddings request to {url} failed: {exc}") from exc
+        if not 200 <= response.status_code < 300:
+            body = " ".join(response.text.split())[:200]
+            raise EmbeddingServiceError(f"embeddings endpoint {url} returned HTTP {response.status_code}: {body}")
+        try:
+            data = response.json()["data"]
+            if len(data) != len(batch):
+                raise ValueError(f"{len(data)} embeddings for {len(batch)} inputs")
+            data = sorted(data, key=lambda item: item.get("index", 0)) if all("index" in d for d in data) else data
+            vectors = np.asarray([item["embedding"] for item in data], dtype=np.float32)
+            if vectors.ndim != 2:
+                raise ValueError("embeddings of different lengths")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EmbeddingServiceError(f"embeddings endpoint {url} sent an unusable answer: {exc}") from exc
+        return vectors
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import httpx
+
+        texts = list(texts)
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        with httpx.Client(timeout=self.timeout, headers=headers) as client:
+            parts = [self._post(client, texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return normalize_rows(np.concatenate(parts)) if parts else np.zeros((0, 0), dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"OpenAIEmbedder(base_url={self.base_url!r}, model={self.model!r})"
+
+
+class DenseRetriever:
+    """``Retriever`` over a matrix of normalized passage embeddings (row ``i`` is ``documents[i]``)."""
+
+    def __init__(self, documents: Sequence[Document], embeddings: np.ndarray, embedder: Embedder) -> None:
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 or embeddings.shape[0] != len(documents):
+            raise InvalidInputError(f"need one embedding row per document: {embeddings.shape} for {len(documents)}")
+        self.documents, self.embeddings, self.embedder = list(documents), embeddings, embedder
+
+    @classmethod
+    def from_documents(
+        cls, documents: Sequence[Document], embedder: Embedder | None = None, progress: ProgressCallback | None = None
+    ) -> DenseRetriever:
+        """Embed ``documents`` (title and text) with ``embedder`` (local all-MiniLM-L6-v2 by default)."""
+        embedder = embedder or LocalEmbedder()
+        return cls(documents, embed_in_batches(embedder, [d.full_text for d in documents], progress=progress), embedder)
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        query, k = normalize_query(query), validate_k(k)
+        vector = self.embedder.embed([query])[0]
+        if vector.shape[0] != self.embeddings.shape[1]:
+            raise InvalidInputError(
+                f"query embedding has {vector.shape[0]} dimensions but the passages have {self.embeddings.shape[1]}: "
+                f"{self.embedder!r} is not the model the passages were embedded with"
+            )
+        scores = self.embeddings @ vector
+        order = top_k(scores, k)
+        return hits_from_scores(self.documents, order, scores[order])

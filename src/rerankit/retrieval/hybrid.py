@@ -1,0 +1,58 @@
+"""Hybrid first stage: reciprocal rank fusion (RRF) of several rankings, e.g. BM25 and dense."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import InvalidInputError
+from ..types import Document, normalize_query
+from .base import Hit, Retriever, validate_k
+
+RRF_K = 60
+
+
+def rrf(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Fuse rankings of ids (best first): ``score(d) = sum over rankings of 1 / (k + rank)``, rank 1-based.
+
+    Returns ``(id, score)`` best first; equal scores are ordered by id, so the result never depends on
+    the order of the rankings. An id repeated within one ranking counts at its best position only.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise InvalidInputError(f"rrf k must be a non-negative integer, got {k!r}")
+    ranks: dict[str, list[int]] = {}
+    for ranking in rankings:
+        seen: set[str] = set()
+        for position, doc_id in enumerate(ranking, start=1):
+            if doc_id not in seen:
+                seen.add(doc_id)
+                ranks.setdefault(doc_id, []).append(position)
+    # Sum in a fixed (sorted) order so equal rank multisets give bit-identical scores.
+    scores = {doc_id: sum(1.0 / (k + r) for r in sorted(rs)) for doc_id, rs in ranks.items()}
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+class HybridRetriever:
+    """RRF of several retrievers (BM25 and dense): each returns ``depth`` candidates, the fusion keeps ``k``.
+
+    The documents must carry ids: fusion matches passages by id. ``Hit.score`` is the RRF score.
+    """
+
+    def __init__(self, retrievers: Sequence[Retriever], depth: int = 100, rrf_k: int = RRF_K) -> None:
+        if not retrievers:
+            raise InvalidInputError("HybridRetriever needs at least one retriever")
+        self.retrievers, self.depth, self.rrf_k = list(retrievers), validate_k(depth, "depth"), rrf_k
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        query, k = normalize_query(query), validate_k(k)
+        depth = max(k, self.depth)
+        documents: dict[str, Document] = {}
+        rankings = []
+        for retriever in self.retrievers:
+            hits = retriever.search(query, depth)
+            for hit in hits:
+                if hit.document.id is None:
+                    raise InvalidInputError("hybrid retrieval needs documents with ids")
+                documents.setdefault(hit.document.id, hit.document)
+            rankings.append([hit.document.id for hit in hits])
+        fused = rrf(rankings, self.rrf_k)[:k]
+        return [Hit(documents[doc_id], score, rank) for rank, (doc_id, score) in enumerate(fused)]
