@@ -54,3 +54,24 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def publish_directory(staged: str | Path, target: str | Path) -> Path:
+    """Move a fully written folder ``staged`` to ``target``, replacing any old one.
+
+    The new folder is complete before it takes the name; the old one is renamed aside first and
+    deleted only after the switch, so a crash at any point leaves a complete folder behind
+    (under ``target`` or, in the instant between the two renames, ``target.old-*``).
+    """
+    import shutil
+    import time
+
+    staged, target = Path(staged), Path(target)
+    if not target.exists():
+        os.rename(staged, target)
+        return target
+    aside = target.with_name(f"{target.name}.old-{os.getpid()}-{time.time_ns()}")
+    os.rename(target, aside)
+    os.rename(staged, target)
+    shutil.rmtree(aside, ignore_errors=True)
+    return target

@@ -1,0 +1,65 @@
+"""Choosing and calibrating the fusion of cross-encoder logits with bi-encoder cosines on a dev set.
+
+The ratio of the two weights is chosen by nDCG@10 on the dev queries; the overall scale and bias
+are then fitted by logistic regression on the dev judgments, so the fused score is a probability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..datasets import Qrels
+from ..encoders import DEFAULT_BI_ENCODER
+from ..rerankers.fused import FusionWeights
+
+RATIOS: tuple[float, ...] = (0.0, 0.5, 1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass
+class DevPairs:
+    """Per candidate of each dev query: its id, cross-encoder logit and bi-encoder cosine."""
+
+    qids: list[str]
+    doc_ids: list[list[str]]
+    ce: list[np.ndarray]
+    cos: list[np.ndarray]
+
+
+def ndcg10(pairs: DevPairs, scores: Sequence[np.ndarray], qrels: Qrels) -> float:
+    import ir_measures
+    from ir_measures import nDCG
+
+    run = {q: {d: float(s) for d, s in zip(ids, sc)} for q, ids, sc in zip(pairs.qids, pairs.doc_ids, scores)}
+    return float(ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10])
+
+
+def _logistic_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Scale and bias of ``sigmoid(scale * x + bias)`` minimising log loss."""
+    from scipy.optimize import minimize
+
+    def loss(params: np.ndarray) -> float:
+        z = params[0] * x + params[1]
+        return float(np.mean(np.logaddexp(0, z) - y * z))
+
+    result = minimize(loss, np.array([1.0, 0.0]), method="L-BFGS-B")
+    return float(result.x[0]), float(result.x[1])
+
+
+def fit_fusion(pairs: DevPairs, qrels: Qrels, relevant_grade: int = 2,
+               bi_encoder: str = DEFAULT_BI_ENCODER) -> tuple[FusionWeights, dict[float, float]]:
+    """Best cosine/logit ratio by dev nDCG@10, then calibration. Returns weights and the ratio table."""
+    table = {}
+    for ratio in RATIOS:
+        table[ratio] = ndcg10(pairs, [ce + ratio * cos for ce, cos in zip(pairs.ce, pairs.cos)], qrels)
+    best = max(table, key=lambda r: (table[r], -r))
+    x = np.concatenate([ce + best * cos for ce, cos in zip(pairs.ce, pairs.cos)])
+    y = np.concatenate([
+        np.array([1.0 if qrels.get(q, {}).get(d, 0) >= relevant_grade else 0.0 for d in ids])
+        for q, ids in zip(pairs.qids, pairs.doc_ids)
+    ])
+    scale, bias = _logistic_fit(x, y)
+    return FusionWeights(cross_encoder_weight=scale, bi_encoder_weight=scale * best, bias=bias,
+                         bi_encoder=bi_encoder), table
