@@ -66,8 +66,9 @@ def mine_bm25_negatives(
     """Add up to ``per_query`` BM25 negatives to each group, in place.
 
     Candidates come from ``corpus`` (default: every passage of every group) ranked by BM25 for the
-    query; positives are skipped, and negatives are sampled from the top ``depth`` so that they
-    are hard but not all near-duplicates of one another.
+    query; positives and zero-score hits are skipped, and negatives are sampled from the top
+    ``depth`` so that they are hard but not all near-duplicates of one another. Queries with too
+    few lexical matches are topped up with random passages of the pool.
     """
     from ..retrieval.bm25 import BM25
 
@@ -77,12 +78,16 @@ def mine_bm25_negatives(
         raise InvalidInputError("no passages to mine negatives from")
     bm25 = BM25().index(pool)
     rng = random.Random(seed)
-    indices, _ = bm25.search_many([g.query for g in groups], depth + 5)
-    for group, row in zip(groups, indices):
+    indices, scores = bm25.search_many([g.query for g in groups], depth + 5)
+    for group, row, row_scores in zip(groups, indices, scores):
         taken = set(group.positives) | set(group.negatives)
-        candidates = [pool[i] for i in row if pool[i] not in taken][:depth]
+        candidates = [pool[i] for i, s in zip(row, row_scores) if s > 0 and pool[i] not in taken][:depth]
         rng.shuffle(candidates)
-        group.negatives.extend(candidates[:per_query])
+        chosen = candidates[:per_query]
+        # Too few lexical matches: top up with random passages (easy negatives beat none).
+        others = [t for t in pool if t not in taken and t not in chosen]
+        chosen += rng.sample(others, min(len(others), per_query - len(chosen)))
+        group.negatives.extend(chosen)
 
 
 def split_dev(groups: Sequence[TrainingGroup], fraction: float, seed: int = 0) -> tuple[list, list]:
