@@ -102,8 +102,3 @@ def read_trec_run(path: str | Path) -> Run:
         raise DataFormatError(f"{path}: empty run")
     return dict(run)
 
-
-def ranked_ids(scores: dict[str, float], depth: int | None = None) -> list[str]:
-    """Doc ids of one query best first; ties by doc id, as trec_eval orders them."""
-    ordered = sorted(scores, key=lambda d: (-scores[d], d))
-    return ordered if depth is None else ordered[:depth]

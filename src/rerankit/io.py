@@ -56,12 +56,24 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def _exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two paths in one step with Linux ``renameat2(RENAME_EXCHANGE)``; False where unsupported."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def publish_directory(staged: str | Path, target: str | Path) -> Path:
     """Move a fully written folder ``staged`` to ``target``, replacing any old one.
 
-    The new folder is complete before it takes the name; the old one is renamed aside first and
-    deleted only after the switch, so a crash at any point leaves a complete folder behind
-    (under ``target`` or, in the instant between the two renames, ``target.old-*``).
+    On Linux the two folders are exchanged in one atomic step, so ``target`` always holds a
+    complete folder, old or new. Elsewhere the old folder is renamed aside first and deleted only
+    after the switch: a crash in between leaves it complete as ``target.old-*``.
     """
     import shutil
     import time
@@ -69,6 +81,9 @@ def publish_directory(staged: str | Path, target: str | Path) -> Path:
     staged, target = Path(staged), Path(target)
     if not target.exists():
         os.rename(staged, target)
+        return target
+    if _exchange_paths(staged, target):
+        shutil.rmtree(staged, ignore_errors=True)  # now holds the old folder
         return target
     aside = target.with_name(f"{target.name}.old-{os.getpid()}-{time.time_ns()}")
     os.rename(target, aside)

@@ -29,11 +29,10 @@ class DevPairs:
 
 
 def ndcg10(pairs: DevPairs, scores: Sequence[np.ndarray], qrels: Qrels) -> float:
-    import ir_measures
-    from ir_measures import nDCG
+    from ..evaluation.metrics import evaluate
 
     run = {q: {d: float(s) for d, s in zip(ids, sc)} for q, ids, sc in zip(pairs.qids, pairs.doc_ids, scores)}
-    return float(ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10])
+    return evaluate(run, qrels, ["nDCG@10"]).aggregate["nDCG@10"]
 
 
 def _logistic_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import ranked_ids, read_corpus_jsonl, read_qrels, read_queries_jsonl, read_trec_run
+from ..datasets import read_corpus_jsonl, read_qrels, read_queries_jsonl, read_trec_run
 from ..errors import DataFormatError, InvalidInputError
+from ..evaluation.metrics import trec_order
 from ..io import atomic_write_json
 from .data import TrainingGroup, write_training_jsonl
 from .fusion import DevPairs, fit_fusion, ndcg10
@@ -38,7 +39,7 @@ class TrecDevSet:
         first_stage = read_trec_run(folder / run)
         self.qids = [q for q in first_stage if q in self.qrels and q in queries]
         self.queries = [queries[q] for q in self.qids]
-        self.doc_ids = [[d for d in ranked_ids(first_stage[q], depth) if d in corpus] for q in self.qids]
+        self.doc_ids = [[d for d in trec_order(first_stage[q])[:depth] if d in corpus] for q in self.qids]
         self.texts = [[corpus[d] for d in ids] for ids in self.doc_ids]
 
     def evaluate(self, score_pairs: ScorePairs) -> float:
