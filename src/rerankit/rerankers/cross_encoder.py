@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..encoders import quiet_hf_logging
 from ..errors import InvalidInputError, ModelNotFoundError
 from ..types import Document
 from .base import Reranker
@@ -81,6 +82,7 @@ class CrossEncoderReranker(Reranker):
         if batch_size < 1:
             raise InvalidInputError("batch_size must be >= 1")
         source = resolve_model_source(model_name_or_path)
+        quiet_hf_logging()
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
         if torch_dtype is None:
             raise InvalidInputError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
