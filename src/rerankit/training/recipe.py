@@ -111,7 +111,8 @@ def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Pat
     groups = build_groups(recipe, root)
     log.info("training groups: %d", len(groups))
     output = Path(output)
-    write_training_jsonl(groups, output.parent / f"{output.name}.train.jsonl")
+    if recipe.get("save_training_data"):
+        write_training_jsonl(groups, Path(recipe["save_training_data"]))
     dev_cfg = recipe["dev"]
     dev = TrecDevSet(root / dev_cfg["collection"], depth=dev_cfg.get("depth", 30))
     config = TrainConfig(**recipe.get("train", {}))
