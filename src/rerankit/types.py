@@ -33,6 +33,8 @@ class RankedResult:
 
     ``index`` points into the input list, ``original_rank`` is its 0-based position there
     (so ``index == original_rank`` for plain lists), ``rank`` its 0-based position after reranking.
+    ``offsets``, where the reranker reports it, is the ``(start, end)`` character span of
+    ``document.full_text`` that was scored (the best window of a long document).
     """
 
     index: int
@@ -40,6 +42,7 @@ class RankedResult:
     document: Document
     rank: int
     original_rank: int
+    offsets: tuple[int, int] | None = None
 
     @property
     def text(self) -> str:

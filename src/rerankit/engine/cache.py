@@ -1,0 +1,96 @@
+"""The on-disk cache of exported models: where it lives, how entries are keyed, atomic writes.
+
+Folder: ``$RERANKIT_CACHE``, else ``$XDG_CACHE_HOME/rerankit``, else ``~/.cache/rerankit``.
+An entry is keyed by a SHA-256 of the model's ``config.json`` and weight files (so retrained
+weights never reuse a stale export) plus what was exported. Entries are written to a temporary
+file in the same folder, fsynced, and renamed into place with ``os.replace``: a reader sees
+either no entry or a complete one, and a killed export leaves only a ``.tmp`` file, never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+TEST_HOOK_ENV = "RERANKIT_EXPORT_TEST_HOOK"
+
+
+def cache_root() -> Path:
+    """The rerankit cache folder (not created)."""
+    if os.environ.get("RERANKIT_CACHE"):
+        return Path(os.environ["RERANKIT_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "rerankit"
+
+
+def model_fingerprint(folder: str | Path, extra: str = "") -> str:
+    """SHA-256 (hex, 24 chars) of ``config.json``, every weight file and ``extra``."""
+    folder = Path(folder)
+    digest = hashlib.sha256(extra.encode())
+    files = [folder / "config.json"] + sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES
+    )
+    for path in files:
+        if not path.is_file():
+            continue
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()[:24]
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _test_hook(tmp: Path) -> None:
+    """Test-only pause between writing the temporary file and publishing it."""
+    if os.environ.get(TEST_HOOK_ENV) == "pause-before-publish":
+        print(f"EXPORT_HOOK_READY {tmp}", flush=True)
+        time.sleep(600)
+
+
+def write_atomically(target: Path, produce: Callable[[Path], None]) -> Path:
+    """Call ``produce(tmp_path)`` to write a file, then fsync it and ``os.replace`` it onto ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        produce(tmp)
+        os.chmod(tmp, 0o644)
+        with tmp.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        _test_hook(tmp)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def remove_stale_temporaries(folder: Path, older_than_s: float = 3600.0) -> None:
+    """Delete ``.tmp`` files left by killed exports (only old ones: another process may be writing)."""
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for path in folder.glob(".*.tmp"):
+        try:
+            if now - path.stat().st_mtime > older_than_s:
+                path.unlink()
+        except OSError:
+            pass

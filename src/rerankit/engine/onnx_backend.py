@@ -1,0 +1,114 @@
+"""ONNX Runtime backends: ``onnx-fp32`` (exported once with ``torch.onnx.export``) and
+``onnx-int8`` (``onnxruntime.quantization.quantize_dynamic`` of that export: int8 weights,
+activations quantized per batch, which uses VNNI instructions where the CPU has them).
+
+Exports live in the cache folder (``cache.cache_root()/onnx``), named by a fingerprint of the
+model's config and weights, and are published atomically (``cache.write_atomically``), so a
+killed export is simply redone next time. Sessions use ``intra_op_num_threads = engine_threads()``
+(physical cores), one inter-op thread, sequential execution and all graph optimizations.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .cache import cache_root, model_fingerprint, remove_stale_temporaries, write_atomically
+from .hardware import engine_threads
+from .modules import ModelInfo, build_module
+
+EXPORT_VERSION = "1"
+OPSET = 17
+log = logging.getLogger(__name__)
+
+
+def input_names(info: ModelInfo) -> list[str]:
+    names = ["input_ids", "attention_mask"]
+    return names + ["token_type_ids"] if info.uses_token_types else names
+
+
+def export_path(info: ModelInfo, precision: str, cache_dir: Path | None = None) -> Path:
+    """Where the ``precision`` (``fp32``/``int8``) export of this model is cached."""
+    extra = f"v{EXPORT_VERSION}|{info.kind}|{info.yes_no_ids}|{info.uses_token_types}|opset{OPSET}"
+    key = model_fingerprint(info.folder, extra)
+    return (cache_dir or cache_root() / "onnx") / f"{info.folder.name}-{key}-{precision}.onnx"
+
+
+def _export_fp32(info: ModelInfo, target: Path) -> None:
+    import torch
+
+    module = build_module(info, attn="eager")
+    names = input_names(info)
+    sample = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in names}
+    dynamic["scores"] = {0: "batch"}
+
+    def produce(tmp: Path) -> None:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, sample, str(tmp), input_names=names, output_names=["scores"],
+                              dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+
+    write_atomically(target, produce)
+
+
+def _quantize_int8(source: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    def produce(tmp: Path) -> None:
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger
+        try:
+            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            root.setLevel(level)
+
+    write_atomically(target, produce)
+
+
+def ensure_export(info: ModelInfo, precision: str, cache_dir: Path | None = None) -> Path:
+    """The cached ONNX file for ``precision``, exporting (and quantizing) it first if missing."""
+    fp32 = export_path(info, "fp32", cache_dir)
+    remove_stale_temporaries(fp32.parent)
+    if not fp32.is_file():
+        log.info("exporting %s to %s", info.folder, fp32)
+        _export_fp32(info, fp32)
+    if precision == "fp32":
+        return fp32
+    int8 = export_path(info, "int8", cache_dir)
+    if not int8.is_file():
+        log.info("quantizing %s to %s", fp32, int8)
+        _quantize_int8(fp32, int8)
+    return int8
+
+
+class OnnxRunner:
+    """An ONNX Runtime CPU session over the cached export."""
+
+    def __init__(self, info: ModelInfo, precision: str = "fp32", num_threads: int | None = None,
+                 cache_dir: Path | None = None) -> None:
+        import onnxruntime as ort
+
+        self.name = f"onnx-{precision}"
+        self.path = ensure_export(info, precision, cache_dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads or engine_threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception:  # an unreadable entry (disk corruption): drop it and export again once
+            self.path.unlink(missing_ok=True)
+            self.path = ensure_export(info, precision, cache_dir)
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        feed = {name: batch[name] for name in self.inputs}
+        return np.asarray(self.session.run(["scores"], feed)[0], dtype=np.float32)

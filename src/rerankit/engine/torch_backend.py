@@ -1,0 +1,36 @@
+"""torch backends: ``torch-fp32`` (the reference) and ``torch-bf16`` (weights cast to bfloat16).
+
+bf16 matmuls go through oneDNN, which uses AMX tiles where the CPU has them and AVX512-BF16
+otherwise; ``torch.backends.mkldnn`` must be available (it is in the official CPU wheels).
+Threads: ``torch.set_num_threads(engine_threads())`` (physical cores), set at load; this is
+process-wide in torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .hardware import engine_threads
+from .modules import ModelInfo, build_module
+
+
+class TorchRunner:
+    """A torch scoring module in fp32 or bf16, run under ``inference_mode``."""
+
+    def __init__(self, info: ModelInfo, dtype: str = "fp32", num_threads: int | None = None, module=None) -> None:
+        import torch
+
+        torch.set_num_threads(num_threads or engine_threads())
+        self.name = f"torch-{dtype}"
+        self.module = module if module is not None else build_module(info, attn="sdpa")
+        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+        if self.dtype is not torch.float32:
+            self.module = self.module.to(self.dtype)
+        self.module.eval()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.module(**{k: torch.from_numpy(v) for k, v in batch.items()})
+        return out.float().numpy()

@@ -1,0 +1,161 @@
+"""The engine: every backend keeps the fp32 ranking, batching keeps input order, exact inputs, ONNX cache."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine_helpers import DOCS, QUERIES, assert_same_ranking, build_tiny_cross_encoder
+from rerankit import Document, InvalidInputError
+from rerankit.engine import EngineReranker, available_backends
+from rerankit.engine.batching import collate, pack_by_tokens
+from rerankit.engine.cache import TEST_HOOK_ENV, model_fingerprint
+from rerankit.rerankers.cross_encoder import CrossEncoderReranker
+
+# Allowed ranking slack, as a fraction of the fp32 score range: near-ties may swap, nothing else.
+TOLERANCE = {"torch-fp32": 1e-6, "onnx-fp32": 1e-4, "torch-bf16": 0.04, "onnx-int8": 0.08}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("engine-ce"))
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path_factory.getbasetemp() / "rerankit-cache"))
+
+
+@pytest.fixture(scope="module")
+def reference(model_dir) -> list[np.ndarray]:
+    return EngineReranker(model_dir, backend="torch-fp32").score_many(QUERIES, [DOCS] * len(QUERIES))
+
+
+def test_torch_fp32_matches_the_existing_cross_encoder(model_dir, reference):
+    plain = CrossEncoderReranker(str(model_dir))
+    for query, scores in zip(QUERIES, reference):
+        np.testing.assert_allclose(scores, plain.score(query, DOCS), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", available_backends())
+def test_every_backend_keeps_the_fp32_ranking(model_dir, reference, backend):
+    engine = EngineReranker(model_dir, backend=backend, activation="none")
+    reference_logits = [EngineReranker(model_dir, backend="torch-fp32", activation="none").score(q, DOCS) for q in QUERIES]
+    for query, ref in zip(QUERIES, reference_logits):
+        assert_same_ranking(ref, engine.score(query, DOCS), TOLERANCE[backend])
+    assert engine.backend == backend
+
+
+def test_auto_picks_a_backend_that_keeps_the_ranking(model_dir, reference):
+    engine = EngineReranker(model_dir, backend="auto")
+    assert engine.backend in available_backends()
+    assert engine.auto_report and engine.auto_report["chosen"] == engine.backend
+    for query, ref in zip(QUERIES, reference):
+        assert_same_ranking(ref, engine.score(query, DOCS), TOLERANCE[engine.backend])
+
+
+def test_inputs_are_exactly_the_tokenizers_pairs(model_dir):
+    engine = EngineReranker(model_dir, backend="torch-fp32", max_length=48, long_docs="first")
+    tok = engine.tokenizer
+    long_query = "what " * 40
+    cases = [("cats", "a short document"), ("cats", "word " * 100), (long_query, "short doc"), (long_query, "doc " * 60),
+             ("q " * 30, "d " * 30), ("q " * 23, "d " * 60), ("q " * 60, "d " * 23), ("q " * 60, "d " * 22)]
+    windows = engine.builder.build([q for q, _ in cases], [(i, d) for i, (_, d) in enumerate(cases)])
+    for (query, doc), window in zip(cases, windows):
+        expected = tok(query, doc, truncation="longest_first", max_length=48)
+        assert window.ids == expected["input_ids"]
+        assert window.types == expected["token_type_ids"]
+
+
+def test_token_budget_batching_returns_input_order_for_mixed_lengths(model_dir):
+    docs = [DOCS[i % len(DOCS)] * (1 + (i * 7) % 5) for i in range(37)]
+    small = EngineReranker(model_dir, backend="torch-fp32", token_budget=300, max_batch=5)
+    one_by_one = np.array([small.score(QUERIES[0], [d])[0] for d in docs])
+    batched = small.score(QUERIES[0], docs)
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-5, atol=1e-6)
+    big = EngineReranker(model_dir, backend="torch-fp32", token_budget=100_000, max_batch=1000)
+    np.testing.assert_allclose(big.score(QUERIES[0], docs), one_by_one, rtol=1e-5, atol=1e-6)
+
+
+def test_rerank_many_packs_across_queries_and_matches_rerank(model_dir):
+    engine = EngineReranker(model_dir, backend="torch-fp32", token_budget=400)
+    lists = [DOCS, DOCS[3:7], [{"text": "Paris", "title": "France", "id": "p"}]]
+    queries = [QUERIES[0], QUERIES[1], "capital of france"]
+    many = engine.rerank_many(queries, lists, top_k=3)
+    for query, docs, results in zip(queries, lists, many):
+        single = engine.rerank(query, docs, top_k=3)
+        assert [r.index for r in results] == [r.index for r in single]
+        np.testing.assert_allclose([r.score for r in results], [r.score for r in single], rtol=1e-5)
+        assert [r.rank for r in results] == list(range(len(results)))
+        assert all(r.offsets is not None for r in results)
+    assert many[2][0].document == Document(text="Paris", title="France", id="p")
+    assert many[2][0].offsets == (0, len("France. Paris"))
+
+
+def test_bad_inputs(model_dir):
+    engine = EngineReranker(model_dir, backend="torch-fp32")
+    with pytest.raises(InvalidInputError):
+        engine.rerank_many(["q"], [])
+    with pytest.raises(InvalidInputError):
+        engine.rerank("", ["a"])
+    with pytest.raises(InvalidInputError):
+        EngineReranker(model_dir, backend="tpu-int4")
+    assert engine.score("q", []).shape == (0,)
+    assert engine.rerank("q", ["a"], top_k=5)[0].index == 0
+
+
+@pytest.mark.parametrize("lengths,budget", [([5, 50, 3, 3, 40, 7], 100), ([10] * 9, 35), ([200, 1], 50)])
+def test_pack_by_tokens_covers_each_index_once_within_budget(lengths, budget):
+    batches = pack_by_tokens(lengths, budget, max_batch=4)
+    flat = sorted(int(i) for b in batches for i in b)
+    assert flat == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) <= 4
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= budget
+    batch = collate([[1, 2, 3], [4]], [[0, 0, 1], [0]], pad_id=9)
+    assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 9, 9]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_fingerprint_follows_the_weights(model_dir, tmp_path):
+    import shutil
+
+    copy = Path(shutil.copytree(model_dir, tmp_path / "copy"))
+    assert model_fingerprint(copy) == model_fingerprint(model_dir)
+    weights = next(copy.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert model_fingerprint(copy) != model_fingerprint(model_dir)
+
+
+@pytest.mark.skipif("onnx-fp32" not in available_backends(), reason="onnxruntime is not installed")
+def test_killed_export_leaves_no_loadable_file(model_dir, tmp_path, reference):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "RERANKIT_CACHE": str(cache), TEST_HOOK_ENV: "pause-before-publish"}
+    code = f"from rerankit.engine import EngineReranker; EngineReranker({str(model_dir)!r}, backend='onnx-fp32')"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # the hook prints once the temporary file is written
+        assert line.startswith("EXPORT_HOOK_READY"), line
+        tmp = Path(line.split(" ", 1)[1].strip())
+        assert tmp.is_file() and tmp.stat().st_size > 0 and tmp.parent == cache / "onnx"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert list((cache / "onnx").glob("*.onnx")) == []  # only the .tmp remains, under a name never loaded
+
+    os.environ["RERANKIT_CACHE"] = str(cache)
+    engine = EngineReranker(model_dir, backend="onnx-fp32")
+    assert engine.runner.path.is_file() and engine.runner.path.parent == cache / "onnx"
+    np.testing.assert_allclose(engine.score(QUERIES[0], DOCS), reference[0], rtol=1e-4, atol=1e-5)
+
+    engine.runner.path.write_bytes(b"corrupt")  # a damaged entry is exported again, not trusted
+    again = EngineReranker(model_dir, backend="onnx-fp32")
+    np.testing.assert_allclose(again.score(QUERIES[0], DOCS), reference[0], rtol=1e-4, atol=1e-5)
