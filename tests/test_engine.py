@@ -73,13 +73,14 @@ def test_inputs_are_exactly_the_tokenizers_pairs(model_dir):
         assert window.types == expected["token_type_ids"]
 
 
-def test_token_budget_batching_returns_input_order_for_mixed_lengths(model_dir):
+@pytest.mark.parametrize("backend", [b for b in ("torch-fp32", "onnx-fp32") if b in available_backends()])
+def test_token_budget_batching_returns_input_order_for_mixed_lengths(model_dir, backend):
     docs = [DOCS[i % len(DOCS)] * (1 + (i * 7) % 5) for i in range(37)]
-    small = EngineReranker(model_dir, backend="torch-fp32", token_budget=300, max_batch=5)
+    small = EngineReranker(model_dir, backend=backend, token_budget=300, max_batch=5)
     one_by_one = np.array([small.score(QUERIES[0], [d])[0] for d in docs])
     batched = small.score(QUERIES[0], docs)
     np.testing.assert_allclose(batched, one_by_one, rtol=1e-5, atol=1e-6)
-    big = EngineReranker(model_dir, backend="torch-fp32", token_budget=100_000, max_batch=1000)
+    big = EngineReranker(model_dir, backend=backend, token_budget=100_000, max_batch=1000)
     np.testing.assert_allclose(big.score(QUERIES[0], docs), one_by_one, rtol=1e-5, atol=1e-6)
 
 
