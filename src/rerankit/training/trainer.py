@@ -42,6 +42,7 @@ class TrainConfig:
     group_size: int = 8
     groups_per_batch: int = 4
     learning_rate: float = 5e-5
+    head_learning_rate: float | None = None
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     epochs: float = 1.0
@@ -50,6 +51,7 @@ class TrainConfig:
     patience: int = 4
     bi_encoder_prior: float = 0.0
     bi_encoder: str = "all-MiniLM-L6-v2"
+    prior_cache: str | None = None
     seed: int = 0
     threads: int | None = None
     bf16: bool = True
@@ -92,12 +94,26 @@ def _resolve_base(name: str) -> str:
 class _Prior:
     """Frozen bi-encoder cosines for every (query, passage) text, computed once."""
 
-    def __init__(self, model_name: str, texts: Sequence[str]) -> None:
+    def __init__(self, model_name: str, texts: Sequence[str], cache_dir: str | None = None) -> None:
+        import hashlib
+
         from ..encoders import embed
+        from ..io import atomic_write_bytes
 
         unique = list(dict.fromkeys(texts))
         self.row = {t: i for i, t in enumerate(unique)}
+        digest = hashlib.sha256("\x00".join([model_name, *unique]).encode()).hexdigest()[:20]
+        cache = Path(cache_dir) / f"prior-{digest}.npy" if cache_dir else None
+        if cache is not None and cache.is_file():
+            self.vectors = np.load(cache)
+            return
         self.vectors = embed(unique, model_name, batch_size=128) if unique else np.zeros((0, 384), np.float32)
+        if cache is not None:
+            import io
+
+            buffer = io.BytesIO()
+            np.save(buffer, self.vectors)
+            atomic_write_bytes(cache, buffer.getvalue())
 
     def cosines(self, query: str, texts: Sequence[str]) -> np.ndarray:
         q = self.vectors[self.row[query]]
@@ -133,11 +149,18 @@ def train_cross_encoder(
     prior = None
     if config.bi_encoder_prior:
         texts = [t for g in usable for t in (g.query, *g.positives, *g.negatives)]
-        prior = _Prior(config.bi_encoder, texts)
+        prior = _Prior(config.bi_encoder, texts, config.prior_cache)
 
     steps_per_epoch = math.ceil(len(usable) / config.groups_per_batch)
     total_steps = max(1, int(steps_per_epoch * config.epochs))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    # The classification head starts from random weights: it may learn faster than the encoder.
+    head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "score"))]
+    body = [p for n, p in model.named_parameters() if not n.startswith(("classifier", "score"))]
+    optimizer = torch.optim.AdamW(
+        [{"params": body, "lr": config.learning_rate},
+         {"params": head, "lr": config.head_learning_rate or config.learning_rate}],
+        weight_decay=config.weight_decay,
+    )
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * config.warmup_fraction), total_steps)
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=config.bf16)
 
