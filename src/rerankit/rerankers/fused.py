@@ -32,6 +32,7 @@ class FusionWeights:
     bi_encoder_weight: float = 0.0
     bias: float = 0.0
     bi_encoder: str = DEFAULT_BI_ENCODER
+    max_length: int | None = None  # the cross-encoder's training length, used at inference too
 
     @classmethod
     def read(cls, folder: str | Path) -> FusionWeights:
@@ -42,7 +43,8 @@ class FusionWeights:
             raise ModelNotFoundError(f"cannot read fusion weights {path}: {exc}") from exc
         if data.get("format") != FUSION_FORMAT:
             raise ModelNotFoundError(f"{path}: unknown format {data.get('format')!r}")
-        return cls(**{k: data[k] for k in ("cross_encoder_weight", "bi_encoder_weight", "bias", "bi_encoder") if k in data})
+        return cls(**{k: data[k] for k in ("cross_encoder_weight", "bi_encoder_weight", "bias", "bi_encoder", "max_length")
+                      if k in data})
 
     def to_json(self) -> dict:
         return {"format": FUSION_FORMAT, **asdict(self)}
@@ -60,6 +62,7 @@ class FusedReranker(Reranker):
 
     def __init__(self, folder: str | Path, *, name: str | None = None, **cross_encoder_kwargs) -> None:
         self.weights = FusionWeights.read(folder)
+        cross_encoder_kwargs.setdefault("max_length", self.weights.max_length)
         self.cross_encoder = CrossEncoderReranker(str(folder), activation="none", **cross_encoder_kwargs)
         if self.weights.bi_encoder_weight:
             load_bi_encoder(self.weights.bi_encoder)

@@ -47,8 +47,8 @@ def _logistic_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(result.x[0]), float(result.x[1])
 
 
-def fit_fusion(pairs: DevPairs, qrels: Qrels, relevant_grade: int = 2,
-               bi_encoder: str = DEFAULT_BI_ENCODER) -> tuple[FusionWeights, dict[float, float]]:
+def fit_fusion(pairs: DevPairs, qrels: Qrels, relevant_grade: int = 2, bi_encoder: str = DEFAULT_BI_ENCODER,
+               max_length: int | None = None) -> tuple[FusionWeights, dict[float, float]]:
     """Best cosine/logit ratio by dev nDCG@10, then calibration. Returns weights and the ratio table."""
     table = {}
     for ratio in RATIOS:
@@ -61,4 +61,4 @@ def fit_fusion(pairs: DevPairs, qrels: Qrels, relevant_grade: int = 2,
     ])
     scale, bias = _logistic_fit(x, y)
     return FusionWeights(cross_encoder_weight=scale, bi_encoder_weight=scale * best, bias=bias,
-                         bi_encoder=bi_encoder), table
+                         bi_encoder=bi_encoder, max_length=max_length), table

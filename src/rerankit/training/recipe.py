@@ -69,13 +69,13 @@ def build_groups(recipe: dict, data_root: Path) -> list[TrainingGroup]:
     return groups
 
 
-def collect_dev_pairs(model_dir: Path, dev: TrecDevSet) -> DevPairs:
+def collect_dev_pairs(model_dir: Path, dev: TrecDevSet, max_length: int | None = None) -> DevPairs:
     """Cross-encoder logits and bi-encoder cosines of every dev candidate."""
     from ..encoders import embed
     from ..rerankers.cross_encoder import CrossEncoderReranker
     from ..types import Document
 
-    ce = CrossEncoderReranker(str(model_dir), activation="none", dtype="float32")
+    ce = CrossEncoderReranker(str(model_dir), activation="none", dtype="float32", max_length=max_length)
     logits, cosines = [], []
     for query, texts in zip(dev.queries, dev.texts):
         logits.append(ce._score(query, [Document(t) for t in texts]))
@@ -120,8 +120,8 @@ def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Pat
     if recipe.get("storage_dtype", "float16") == "float16":
         store_half_precision(result.output)
     fusion_dev = TrecDevSet(root / dev_cfg["collection"], depth=dev_cfg.get("fusion_depth", 100))
-    pairs = collect_dev_pairs(result.output, fusion_dev)
-    weights, table = fit_fusion(pairs, fusion_dev.qrels, bi_encoder=config.bi_encoder)
+    pairs = collect_dev_pairs(result.output, fusion_dev, config.max_length)
+    weights, table = fit_fusion(pairs, fusion_dev.qrels, bi_encoder=config.bi_encoder, max_length=config.max_length)
     fused_dev = ndcg10(pairs, [weights.combine(c, s) for c, s in zip(pairs.ce, pairs.cos)], fusion_dev.qrels)
     atomic_write_json(result.output / "rerankit.json", weights.to_json())
     summary = {
