@@ -55,7 +55,8 @@ def _engine(model_dir: Path, long_docs: str) -> EngineReranker:
 def test_relevant_sentence_beyond_the_truncation_point(model_dir):
     long_doc = FILLER * 20 + NEEDLE + " " + FILLER * 2
     needle_at = long_doc.index(NEEDLE)
-    tokens_before = len(EngineReranker(model_dir, backend="torch-fp32").tokenizer(long_doc[:needle_at], add_special_tokens=False)["input_ids"])
+    tokenizer = EngineReranker(model_dir, backend="torch-fp32").tokenizer
+    tokens_before = len(tokenizer(long_doc[:needle_at], add_special_tokens=False)["input_ids"])
     assert tokens_before > 512
     docs = ["Falcons are birds of prey.", long_doc, FILLER]
 

@@ -12,13 +12,16 @@ from .app import app
 
 @app.command("bench")
 def bench_command(
-    model: str = typer.Argument("default", help="A local Hugging Face reranker folder, or 'default' (the shipped model)."),
+    model: str = typer.Argument(
+        "default", help="A local Hugging Face reranker folder, or 'default' (the shipped model)."),
     backends: str = typer.Option("all", "--backends", help="Comma-separated backends, 'all' or 'auto'."),
     sizes: str = typer.Option("20,50,100", "--sizes", help="Candidate counts per query."),
     repeats: int = typer.Option(5, "--repeats", help="Timed calls per size (median reported), after one warm-up."),
-    corpus: Optional[str] = typer.Option(None, "--corpus", help="BEIR corpus.jsonl (or folder) to draw passages from; default: the demo corpus."),
+    corpus: Optional[str] = typer.Option(
+        None, "--corpus", help="BEIR corpus.jsonl (or folder) to draw passages from; default: the demo corpus."),
     query: Optional[str] = typer.Option(None, "--query", help="The query (default: the demo query)."),
-    reference: bool = typer.Option(True, "--reference/--no-reference", help="Also time sentence-transformers CrossEncoder.predict."),
+    reference: bool = typer.Option(
+        True, "--reference/--no-reference", help="Also time sentence-transformers CrossEncoder.predict."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Latency for 20/50/100 candidates and docs/s for each backend, with CrossEncoder.predict as reference."""

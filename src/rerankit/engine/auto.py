@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CALIBRATION: list[tuple[str, list[str]]] = [
     ("how do vaccines train the immune system", [
-        "Vaccines expose the immune system to a harmless piece or weakened form of a pathogen so that it learns to make antibodies.",
+        "Vaccines expose the immune system to a harmless piece or weakened form of a pathogen so that it learns "
+        "to make antibodies.",
         "After vaccination, memory B and T cells remain and respond quickly if the real virus appears later.",
         "The Eiffel Tower was completed in 1889 for the World's Fair in Paris.",
         "Some vaccines need booster doses because the immune memory they create fades over years.",

@@ -6,7 +6,6 @@ one query against ``n`` candidates; all backends run in this process, one after 
 
 from __future__ import annotations
 
-import gc
 import json
 import statistics
 import time
@@ -16,7 +15,6 @@ from importlib import resources
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
 
 REFERENCE = "sentence-transformers"
 
@@ -82,9 +80,7 @@ def bench_engine(model: str, backend: str, query: str, passages: Sequence[str], 
     row = BenchRow(engine.backend if backend != "auto" else f"auto ({engine.backend})", time.perf_counter() - start)
     for n in sizes:
         docs = candidates(passages, n)
-        row.latency_ms[n] = _time(lambda: engine.score(query, docs), repeats)
-    del engine
-    gc.collect()
+        row.latency_ms[n] = _time(lambda: engine.score(query, docs), repeats)  # noqa: B023
     return row
 
 
@@ -110,5 +106,6 @@ def bench_sentence_transformers(model: str, query: str, passages: Sequence[str],
     row = BenchRow(REFERENCE, time.perf_counter() - start)
     for n in sizes:
         pairs = [(query, d) for d in candidates(passages, n)]
-        row.latency_ms[n] = _time(lambda: np.asarray(model_.predict(pairs, batch_size=batch_size, show_progress_bar=False)), repeats)
+        predict = lambda: model_.predict(pairs, batch_size=batch_size, show_progress_bar=False)  # noqa: E731,B023
+        row.latency_ms[n] = _time(predict, repeats)
     return row

@@ -95,7 +95,10 @@ class EngineReranker(Reranker):
             if None in yes_no or self.tokenizer.unk_token_id in yes_no:
                 raise InvalidInputError(f"{folder}: 'yes' and 'no' must be single tokens of the vocabulary")
         self.info = read_info(folder, resolved_kind, yes_no)  # type: ignore[arg-type]
-        layout = encoder_layout(self.tokenizer) if self.info.kind == "encoder" else yes_no_layout(self.tokenizer, instruction)
+        if self.info.kind == "encoder":
+            layout = encoder_layout(self.tokenizer)
+        else:
+            layout = yes_no_layout(self.tokenizer, instruction)
         default_len = 512
         self.max_length = min(max_length or default_len, self.info.max_positions)
         self.builder = InputBuilder(self.tokenizer, layout, self.max_length, self.info.uses_token_types,
@@ -103,7 +106,8 @@ class EngineReranker(Reranker):
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.token_budget, self.max_batch = token_budget, max_batch
         self.activation = _activation_for(self.info, activation)
-        self.score_kind = "probability" if self.activation == "sigmoid" or self.info.num_outputs > 1 and self.info.kind == "encoder" else "logit"
+        two_labels = self.info.kind == "encoder" and self.info.num_outputs > 1
+        self.score_kind = "probability" if self.activation == "sigmoid" or two_labels else "logit"
         self.name = name or str(model)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.num_threads = num_threads
