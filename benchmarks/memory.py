@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rerankit.engine.reranker import trained_max_length
 from rerankit.rerankers.registry import default_model_path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-dl19-passage"
@@ -21,7 +22,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-dl
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-variant, model, data = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+variant, model, data, max_length = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
 from rerankit.datasets import read_qrels, read_queries_jsonl
 from rerankit.evaluation import load_run, select_queries, trec_order
 qrels = read_qrels(data / "qrels" / "test-full.tsv")
@@ -40,12 +41,12 @@ start = time.perf_counter()
 if variant == "st":
     import torch
     from sentence_transformers import CrossEncoder
-    model_ = CrossEncoder(model, device="cpu", model_kwargs={"dtype": torch.float32})
+    model_ = CrossEncoder(model, device="cpu", max_length=max_length, model_kwargs={"dtype": torch.float32})
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model_.predict([(queries[qid], d) for d in docs], show_progress_bar=False)
 else:
     from rerankit.engine import EngineReranker
-    engine = EngineReranker(model, backend=variant)
+    engine = EngineReranker(model, backend=variant, max_length=max_length, long_docs="first")
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     engine.rerank(queries[qid], docs)
     variant = engine.backend if variant != "auto" else "auto (" + engine.backend + ")"
@@ -61,9 +62,11 @@ def main() -> None:
     parser.add_argument("--model", default=str(default_model_path()))
     parser.add_argument("--variants", default="st,auto,torch-fp32,torch-bf16,onnx-fp32,onnx-int8")
     args = parser.parse_args()
+    max_length = trained_max_length(Path(args.model)) or 512
+    print(f"model {args.model}, max_length {max_length} for every variant")
     rows = []
     for variant in args.variants.split(","):
-        out = subprocess.run([sys.executable, "-c", CHILD, variant, args.model, str(args.data)],
+        out = subprocess.run([sys.executable, "-c", CHILD, variant, args.model, str(args.data), str(max_length)],
                              capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     st = next((r for r in rows if r["variant"] == "st"), None)

@@ -24,6 +24,7 @@ from rerankit.datasets import read_corpus_jsonl, read_qrels, read_queries_jsonl
 from rerankit.engine import EngineReranker
 from rerankit.engine.bench import load_sentence_transformers
 from rerankit.engine.hardware import describe, engine_threads
+from rerankit.engine.reranker import trained_max_length
 from rerankit.evaluation import evaluate, load_run, rerank_query, select_queries, trec_order
 from rerankit.rerankers.base import Reranker
 from rerankit.rerankers.registry import default_model_path
@@ -77,6 +78,9 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--max-queries", type=int)
+    parser.add_argument("--max-length", type=int,
+                        help="tokens per pair for both (default: the model's rerankit.json max_length, else 512)")
+    parser.add_argument("--long-docs", default="first", help="rerankit's long-document rule (first = truncation, as ST)")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
 
@@ -87,13 +91,15 @@ def main() -> None:
     qids = [q for q in qids if q in run]
     corpus = {d.id: d for d in read_corpus_jsonl(args.data / "corpus.jsonl")}
 
+    max_length = args.max_length or trained_max_length(Path(args.model)) or 512
     t0 = time.perf_counter()
-    reference = load_sentence_transformers(args.model)
+    reference = load_sentence_transformers(args.model, max_length)
     st_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    engine = EngineReranker(args.model, backend=args.backend)
+    engine = EngineReranker(args.model, backend=args.backend, max_length=max_length, long_docs=args.long_docs)
     engine_load = time.perf_counter() - t0
     print(f"model {args.model}; engine backend {engine.backend} (auto: {engine.auto_report}); cpu {describe()}")
+    print(f"max_length {max_length} for both; long_docs={args.long_docs}")
     print(f"load: sentence-transformers {st_load:.2f} s, rerankit {engine_load:.2f} s")
 
     warm_docs = [corpus[d].full_text for d in trec_order(run[qids[0]])[: args.depth]]

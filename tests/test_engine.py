@@ -124,6 +124,19 @@ def test_pack_by_tokens_covers_each_index_once_within_budget(lengths, budget):
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+def test_max_length_defaults_to_the_fused_models_training_length(model_dir, tmp_path):
+    import json
+    import shutil
+
+    copy = Path(shutil.copytree(model_dir, tmp_path / "fused"))
+    (copy / "rerankit.json").write_text(json.dumps({"format": "rerankit-fused-v1", "max_length": 32}))
+    engine = EngineReranker(copy, backend="torch-fp32", long_docs="first")
+    assert engine.max_length == 32
+    assert all(len(w.ids) <= 32 for w in engine.builder.build(["q"], [(0, "word " * 100)]))
+    assert EngineReranker(copy, backend="torch-fp32", max_length=64).max_length == 64
+    assert EngineReranker(model_dir, backend="torch-fp32").max_length == 512
+
+
 def test_fingerprint_follows_the_weights(model_dir, tmp_path):
     import shutil
 

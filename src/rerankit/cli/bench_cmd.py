@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -22,6 +23,8 @@ def bench_command(
     query: Optional[str] = typer.Option(None, "--query", help="The query (default: the demo query)."),
     reference: bool = typer.Option(
         True, "--reference/--no-reference", help="Also time sentence-transformers CrossEncoder.predict."),
+    max_length: Optional[int] = typer.Option(
+        None, "--max-length", help="Tokens per pair (default: the model's rerankit.json max_length, else 512)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Latency for 20/50/100 candidates and docs/s for each backend, with CrossEncoder.predict as reference."""
@@ -32,6 +35,7 @@ def bench_command(
     from ..engine.bench import bench_engine, bench_sentence_transformers, corpus_passages, demo_passages
     from ..engine.hardware import describe
     from ..engine.modules import detect_kind
+    from ..engine.reranker import trained_max_length
     from ..errors import InvalidInputError
     from ..rerankers.registry import default_model_path
 
@@ -47,14 +51,15 @@ def bench_command(
     if corpus:
         passages = corpus_passages(corpus)
     query = query or demo_query
+    max_length = max_length or trained_max_length(Path(folder)) or 512
     err = Console(stderr=True, highlight=False)
     rows = []
     if reference and detect_kind(folder) == "encoder":
         err.print(f"timing sentence-transformers CrossEncoder.predict on {folder}", markup=False)
-        rows.append(bench_sentence_transformers(folder, query, passages, counts, repeats))
+        rows.append(bench_sentence_transformers(folder, query, passages, counts, repeats, max_length=max_length))
     for name in names:
         err.print(f"timing {name}", markup=False)
-        rows.append(bench_engine(folder, name, query, passages, counts, repeats))
+        rows.append(bench_engine(folder, name, query, passages, counts, repeats, max_length=max_length, long_docs="first"))
     base = rows[0] if reference and rows and rows[0].backend == "sentence-transformers" and not rows[0].error else None
     largest = max(counts)
     if as_json:
@@ -62,7 +67,8 @@ def bench_command(
             {"backend": r.backend, "load_s": r.load_s, "latency_ms": r.latency_ms, "docs_per_s": r.docs_per_s,
              "error": r.error} for r in rows]}, indent=2))
         return
-    table = Table(title=f"rerankit bench: {folder}  (median of {repeats}, one query; cpu {describe()})")
+    title = f"rerankit bench: {folder}  (median of {repeats}, one query, max_length {max_length}; cpu {describe()})"
+    table = Table(title=title)
     table.add_column("backend")
     table.add_column("load s", justify="right")
     for n in counts:

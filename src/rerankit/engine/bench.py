@@ -84,7 +84,7 @@ def bench_engine(model: str, backend: str, query: str, passages: Sequence[str], 
     return row
 
 
-def load_sentence_transformers(model: str):
+def load_sentence_transformers(model: str, max_length: int | None = None):
     """``sentence_transformers.CrossEncoder`` on CPU with fp32 weights (whatever dtype the folder stores)."""
     import torch
     from sentence_transformers import CrossEncoder
@@ -92,15 +92,15 @@ def load_sentence_transformers(model: str):
     from ..encoders import quiet_hf_logging
 
     quiet_hf_logging()
-    return CrossEncoder(model, device="cpu", model_kwargs={"dtype": torch.float32})
+    return CrossEncoder(model, device="cpu", max_length=max_length, model_kwargs={"dtype": torch.float32})
 
 
 def bench_sentence_transformers(model: str, query: str, passages: Sequence[str], sizes: Sequence[int],
-                                repeats: int, batch_size: int = 32) -> BenchRow:
+                                repeats: int, batch_size: int = 32, max_length: int | None = None) -> BenchRow:
     """Time ``sentence_transformers.CrossEncoder(model).predict`` (its defaults, fp32, CPU)."""
     start = time.perf_counter()
     try:
-        model_ = load_sentence_transformers(model)
+        model_ = load_sentence_transformers(model, max_length)
     except Exception as exc:
         return BenchRow(REFERENCE, 0.0, error=f"{type(exc).__name__}: {exc}")
     row = BenchRow(REFERENCE, time.perf_counter() - start)

@@ -4,8 +4,8 @@ activations quantized per batch, which uses VNNI instructions where the CPU has 
 
 Cross-encoders of the BERT family are then rewritten by ONNX Runtime's transformer optimizer
 (fused Attention, EmbedLayerNormalization, SkipLayerNormalization, BiasGelu), kept only if its
-scores match the plain export on a padded probe batch. Exports live in the cache folder (``cache.cache_root()/onnx``), named by a fingerprint of the
-model's config and weights, and are published atomically (``cache.write_atomically``), so a
+scores match the plain export on a padded probe batch. Exports live in the cache folder
+(``cache.cache_root()/onnx``), named by a fingerprint of the model's config and weights, and are published atomically (``cache.write_atomically``), so a
 killed export is simply redone next time. Sessions use ``intra_op_num_threads = engine_threads()``
 (physical cores), one inter-op thread, sequential execution and all graph optimizations.
 """

@@ -37,6 +37,17 @@ def make_runner(info: ModelInfo, backend: str, num_threads: int | None = None, c
     raise InvalidInputError(f"unknown backend {backend!r}; use 'auto' or one of {', '.join(BACKENDS)}")
 
 
+def trained_max_length(folder: Path) -> int | None:
+    """The training length a fused rerankit model stores in ``rerankit.json`` (None if absent)."""
+    import json
+
+    try:
+        value = json.loads((folder / "rerankit.json").read_text()).get("max_length")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
 def _activation_for(info: ModelInfo, activation: str) -> str:
     if activation not in ("auto", "sigmoid", "none"):
         raise InvalidInputError(f"activation must be 'auto', 'sigmoid' or 'none', got {activation!r}")
@@ -57,6 +68,8 @@ class EngineReranker(Reranker):
     Scores follow ``CrossEncoderReranker`` (``activation``); a yes-no model scores
     ``sigmoid(logit_yes - logit_no)`` (= softmax over the two), or the raw difference with
     ``activation="none"``. ``long_docs``: ``max`` (best window), ``mean``, or ``first`` (plain truncation).
+    ``max_length`` defaults to the ``max_length`` of the folder's ``rerankit.json`` (a fused model's
+    training length), else 512, capped by the model's positions.
     """
 
     def __init__(
@@ -99,8 +112,7 @@ class EngineReranker(Reranker):
             layout = encoder_layout(self.tokenizer)
         else:
             layout = yes_no_layout(self.tokenizer, instruction)
-        default_len = 512
-        self.max_length = min(max_length or default_len, self.info.max_positions)
+        self.max_length = min(max_length or trained_max_length(folder) or 512, self.info.max_positions)
         self.builder = InputBuilder(self.tokenizer, layout, self.max_length, self.info.uses_token_types,
                                     long_docs, stride, max_windows)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
