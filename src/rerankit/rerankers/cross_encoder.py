@@ -4,6 +4,12 @@ Score range: with ``activation="auto"`` the model's own sentence-transformers se
 (``Identity`` gives raw logits, ``Sigmoid`` probabilities); a model without one gets a sigmoid
 for a single label, as ``sentence_transformers.CrossEncoder.predict`` does. Two-label models
 score with the probability of the last label. ``score_kind`` says which one you get.
+
+``backend="torch"`` (the default) runs the model with this module's own loop. Any other value
+(``auto``, ``torch-bf16``, ``onnx-int8``, ...; see ``rerankit.engine``) runs the same weights
+through ``EngineReranker`` (token-budget batching, ONNX Runtime / bf16); ``dtype`` and ``device``
+then do not apply, and ``long_docs`` says how documents longer than ``max_length`` are scored
+(``first``, the default here, is plain truncation as with ``torch``; ``max`` scores overlapping windows).
 """
 
 from __future__ import annotations
@@ -73,6 +79,8 @@ class CrossEncoderReranker(Reranker):
         activation: Activation = "auto",
         dtype: str = "float32",
         device: str | None = None,
+        backend: str = "torch",
+        long_docs: str = "first",
     ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -83,6 +91,19 @@ class CrossEncoderReranker(Reranker):
             raise InvalidInputError("batch_size must be >= 1")
         source = resolve_model_source(model_name_or_path)
         quiet_hf_logging()
+        self.name = model_name_or_path
+        self.batch_size = batch_size
+        self.engine = None
+        if backend != "torch":
+            from ..engine import EngineReranker
+
+            self.engine = EngineReranker(source, backend=backend, activation=activation, max_length=max_length,
+                                         long_docs=long_docs, name=model_name_or_path)  # type: ignore[arg-type]
+            self.tokenizer, self.max_length = self.engine.tokenizer, self.engine.max_length
+            self.activation, self.score_kind = self.engine.activation, self.engine.score_kind
+            self.backend = self.engine.backend
+            return
+        self.backend = "torch"
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
         if torch_dtype is None:
             raise InvalidInputError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
@@ -103,6 +124,8 @@ class CrossEncoderReranker(Reranker):
 
     def logits(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """Raw model outputs for (query, text) pairs, one row per text, in input order."""
+        if self.engine is not None:
+            return self.engine.logits(query, texts)
         import torch
 
         encoded = self.tokenizer(

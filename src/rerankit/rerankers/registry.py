@@ -50,6 +50,18 @@ def _load_bi_encoder(arg: str = "", **kwargs) -> Reranker:
     return BiEncoderReranker(arg or "all-MiniLM-L6-v2", **kwargs)
 
 
+def _load_engine(arg: str, **kwargs) -> Reranker:
+    """``engine:FOLDER`` (or ``engine:default``): the model on a fast engine backend (``backend="auto"`` unless given)."""
+    kwargs.setdefault("backend", "auto")
+    if not arg or arg == "default":
+        return _load_default("", **kwargs)
+    if (Path(arg).expanduser() / "rerankit.json").is_file():
+        return _load_folder(arg, **kwargs)
+    from ..engine import EngineReranker
+
+    return EngineReranker(arg, **kwargs)
+
+
 def _load_cross_encoder(arg: str, **kwargs) -> Reranker:
     from .cross_encoder import CrossEncoderReranker
 
@@ -62,6 +74,7 @@ register("default", _load_default)
 register("bi-encoder", _load_bi_encoder)
 register("cross-encoder", _load_cross_encoder)
 register("hf", _load_cross_encoder)
+register("engine", _load_engine)
 
 
 def load_reranker(spec: str = "default", **kwargs) -> Reranker:
@@ -71,6 +84,9 @@ def load_reranker(spec: str = "default", **kwargs) -> Reranker:
     - ``bi-encoder[:MODEL]``: cosine of sentence-transformers embeddings (all-MiniLM-L6-v2 by default).
     - ``cross-encoder:NAME`` / ``hf:NAME``, a local Hugging Face folder, or a hub name such as
       ``cross-encoder/ms-marco-MiniLM-L-6-v2``: a cross-encoder run with torch.
+    - ``engine:FOLDER`` / ``engine:default``: the same models on ``rerankit.engine`` (ONNX Runtime
+      int8/fp32 or bf16, token-budget batching, long-document windows); ``backend="auto"`` by default.
+      Any folder or ``default`` also takes ``backend=...`` as a keyword.
     - ``PREFIX:ARG`` for any backend added with ``register``.
     """
     if not isinstance(spec, str) or not spec.strip():

@@ -1,0 +1,52 @@
+"""The engine behind the existing entry points: ``CrossEncoderReranker(backend=...)`` and ``engine:`` specs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine_helpers import DOCS, QUERIES, build_tiny_cross_encoder
+from rerankit import load_reranker
+from rerankit.engine import EngineReranker, available_backends
+from rerankit.rerankers.cross_encoder import CrossEncoderReranker
+from rerankit.rerankers.fused import FUSION_FILE, FUSION_FORMAT, FusedReranker
+
+ONNX = "onnx-fp32" if "onnx-fp32" in available_backends() else "torch-fp32"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("engine-registry"))
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path_factory.getbasetemp() / "rerankit-cache"))
+
+
+def test_cross_encoder_backend_runs_on_the_engine_with_the_same_scores(model_dir):
+    plain = CrossEncoderReranker(str(model_dir))
+    fast = CrossEncoderReranker(str(model_dir), backend=ONNX)
+    assert plain.backend == "torch" and fast.backend == ONNX and fast.score_kind == plain.score_kind
+    np.testing.assert_allclose(fast.score(QUERIES[0], DOCS), plain.score(QUERIES[0], DOCS), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fast.logits(QUERIES[1], DOCS[:3]), plain.logits(QUERIES[1], DOCS[:3]), rtol=1e-4, atol=1e-5)
+
+
+def test_engine_spec_loads_an_engine_reranker(model_dir):
+    reranker = load_reranker(f"engine:{model_dir}", backend=ONNX)
+    assert isinstance(reranker, EngineReranker) and reranker.backend == ONNX
+    assert load_reranker(f"engine:{model_dir}").backend in available_backends()  # auto
+
+
+def test_engine_spec_on_a_fused_folder_keeps_the_fusion(model_dir, tmp_path):
+    folder = Path(shutil.copytree(model_dir, tmp_path / "fused"))
+    (folder / FUSION_FILE).write_text(json.dumps({"format": FUSION_FORMAT, "cross_encoder_weight": 0.5,
+                                                  "bi_encoder_weight": 0.0, "bias": 0.1}))
+    plain = load_reranker(str(folder))
+    fast = load_reranker(f"engine:{folder}", backend=ONNX)
+    assert isinstance(fast, FusedReranker) and fast.cross_encoder.backend == ONNX
+    np.testing.assert_allclose(fast.score(QUERIES[0], DOCS), plain.score(QUERIES[0], DOCS), rtol=1e-4, atol=1e-5)
