@@ -36,12 +36,14 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--rerankers", default="bi-encoder,default")
     parser.add_argument("--collections", default=",".join(c for c, _ in COLLECTIONS))
+    parser.add_argument("--backend", default=None, help="engine backend for local models (e.g. auto, torch-bf16)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     runs = dict(COLLECTIONS)
     names = args.collections.split(",")
     specs = args.rerankers.split(",")
-    rerankers = {spec: load_reranker(spec) for spec in specs}
+    kwargs = {"backend": args.backend} if args.backend else {}
+    rerankers = {spec: load_reranker(spec, **(kwargs if spec != "bi-encoder" else {})) for spec in specs}
     rows: dict[str, dict[str, float]] = {}
     for name in names:
         folder = args.data / name
