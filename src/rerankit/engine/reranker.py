@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..rerankers.base import Reranker, order_by_score
+from ..scores import logits_to_scores
 from ..types import Document, DocumentInput, RankedResult, normalize_documents, normalize_query, validate_top_k
 from .backend import BACKENDS, Runner
 from .batching import collate, pack_by_tokens
@@ -138,12 +139,7 @@ class EngineReranker(Reranker):
         if self.info.kind == "yes-no":
             diff = outputs[:, 1] - outputs[:, 0]
             return 1.0 / (1.0 + np.exp(-diff)) if self.activation == "sigmoid" else diff
-        if outputs.shape[1] > 1:
-            shifted = outputs - outputs.max(axis=1, keepdims=True)
-            probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-            return probs[:, -1]
-        scores = outputs[:, 0]
-        return 1.0 / (1.0 + np.exp(-scores)) if self.activation == "sigmoid" else scores
+        return logits_to_scores(outputs, self.activation)
 
     def run_pairs(self, queries: Sequence[str], pairs: Sequence[tuple[int, str]]
                   ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..encoders import quiet_hf_logging
 from ..errors import InvalidInputError, ModelNotFoundError
+from ..scores import logits_to_scores
 from ..types import Document
 from .base import Reranker
 
@@ -144,10 +145,4 @@ class CrossEncoderReranker(Reranker):
         return out
 
     def _score(self, query: str, documents: Sequence[Document]) -> np.ndarray:
-        logits = self.logits(query, [d.full_text for d in documents])
-        if logits.shape[1] > 1:
-            shifted = logits - logits.max(axis=1, keepdims=True)
-            probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-            return probs[:, -1]
-        scores = logits[:, 0]
-        return 1.0 / (1.0 + np.exp(-scores)) if self.activation == "sigmoid" else scores
+        return logits_to_scores(self.logits(query, [d.full_text for d in documents]), self.activation)
