@@ -87,7 +87,7 @@ def test_first_is_plain_truncation_and_mean_averages(model_dir):
     from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 
     doc = FILLER * 20 + NEEDLE
-    plain = CrossEncoderReranker(str(model_dir), activation="none")
+    plain = CrossEncoderReranker(str(model_dir), activation="none", backend="torch")
     first = EngineReranker(model_dir, backend="torch-fp32", activation="none", long_docs="first")
     np.testing.assert_allclose(first.score(QUERY, [doc, NEEDLE]), plain.score(QUERY, [doc, NEEDLE]), rtol=1e-5, atol=1e-6)
     mean = _engine(model_dir, "mean").score(QUERY, [doc])[0]

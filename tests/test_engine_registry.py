@@ -29,7 +29,7 @@ def _cache(tmp_path_factory, monkeypatch):
 
 
 def test_cross_encoder_backend_runs_on_the_engine_with_the_same_scores(model_dir):
-    plain = CrossEncoderReranker(str(model_dir))
+    plain = CrossEncoderReranker(str(model_dir), backend="torch")
     fast = CrossEncoderReranker(str(model_dir), backend=ONNX)
     assert plain.backend == "torch" and fast.backend == ONNX and fast.score_kind == plain.score_kind
     np.testing.assert_allclose(fast.score(QUERIES[0], DOCS), plain.score(QUERIES[0], DOCS), rtol=1e-4, atol=1e-5)
@@ -46,7 +46,7 @@ def test_engine_spec_on_a_fused_folder_keeps_the_fusion(model_dir, tmp_path):
     folder = Path(shutil.copytree(model_dir, tmp_path / "fused"))
     (folder / FUSION_FILE).write_text(json.dumps({"format": FUSION_FORMAT, "cross_encoder_weight": 0.5,
                                                   "bi_encoder_weight": 0.0, "bias": 0.1}))
-    plain = load_reranker(str(folder))
+    plain = load_reranker(str(folder), backend="torch")
     fast = load_reranker(f"engine:{folder}", backend=ONNX)
     assert isinstance(fast, FusedReranker) and fast.cross_encoder.backend == ONNX
     np.testing.assert_allclose(fast.score(QUERIES[0], DOCS), plain.score(QUERIES[0], DOCS), rtol=1e-4, atol=1e-5)

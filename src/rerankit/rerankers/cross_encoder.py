@@ -5,10 +5,12 @@ Score range: with ``activation="auto"`` the model's own sentence-transformers se
 for a single label, as ``sentence_transformers.CrossEncoder.predict`` does. Two-label models
 score with the probability of the last label. ``score_kind`` says which one you get.
 
-``backend="torch"`` (the default) runs the model with this module's own loop. Any other value
-(``auto``, ``torch-bf16``, ``onnx-int8``, ...; see ``rerankit.engine``) runs the same weights
-through ``EngineReranker`` (token-budget batching, ONNX Runtime / bf16); ``dtype`` and ``device``
-then do not apply, and ``long_docs`` says how documents longer than ``max_length`` are scored
+``backend="auto"`` (the default) runs the weights through ``EngineReranker`` with its ``auto``
+rule (the fastest CPU backend that keeps the fp32 ranking; see ``rerankit.engine.auto``), except
+when a CUDA device is present or ``device``/``dtype`` are given, or the model has no fast
+tokenizer: then this module's own torch loop runs it, as ``backend="torch"`` always does.
+Any engine backend name (``torch-fp32``, ``torch-bf16``, ``onnx-int8``, ...) picks that backend;
+``dtype`` and ``device`` then do not apply, and ``long_docs`` says how documents longer than ``max_length`` are scored
 (``first``, the default here, is plain truncation as with ``torch``; ``max`` scores overlapping windows).
 """
 
@@ -80,7 +82,7 @@ class CrossEncoderReranker(Reranker):
         activation: Activation = "auto",
         dtype: str = "float32",
         device: str | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         long_docs: str = "first",
     ) -> None:
         import torch
@@ -95,6 +97,9 @@ class CrossEncoderReranker(Reranker):
         self.name = model_name_or_path
         self.batch_size = batch_size
         self.engine = None
+        if backend == "auto" and (device is not None or dtype != "float32" or torch.cuda.is_available()
+                                  or not getattr(AutoTokenizer.from_pretrained(source), "is_fast", False)):
+            backend = "torch"
         if backend != "torch":
             from ..engine import EngineReranker
 

@@ -1,0 +1,154 @@
+"""A fused bf16 forward for BERT-family encoders (BERT, MiniLM, ELECTRA, RoBERTa, XLM-R) on CPU.
+
+Same weights and the same arithmetic as the Hugging Face layers, with fewer passes over memory:
+
+- query, key and value projections are one matmul (weights concatenated at load);
+- the feed-forward GELU is fused into its matmul, and each residual add into the matmul that
+  precedes it, through oneDNN's ``mkldnn._linear_pointwise`` (AMX or AVX512-BF16 kernels);
+- the matmuls run on the real tokens only, packed into ``[rows, hidden]`` with ``rows`` rounded up
+  to a multiple of ``ROW_BUCKET``: padding costs no matmul work, and oneDNN sees few distinct
+  shapes (it builds a kernel per shape, which costs more than the matmul the first time);
+- attention is ``scaled_dot_product_attention`` on the padded ``[batch, heads, length, dim]``
+  layout with an additive padding mask.
+
+Embeddings and the classification head are the model's own modules, so any head (BERT's pooler,
+RoBERTa's and ELECTRA's classifier) works unchanged. ``fused_encoder_for`` returns ``None`` for a
+model it does not cover (another architecture, a non-GELU activation, relative positions, no
+oneDNN), and the caller keeps the plain module.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# (model_type, attribute of the base model inside *ForSequenceClassification)
+SUPPORTED = {"bert": "bert", "electra": "electra", "roberta": "roberta", "xlm-roberta": "roberta"}
+GELU_NAMES = ("gelu",)
+ROW_BUCKET = 256
+
+
+class FusedLayer(torch.nn.Module):
+    """One transformer layer (post-LayerNorm, as BERT) with fused projections."""
+
+    def __init__(self, layer, heads: int) -> None:
+        super().__init__()
+        att = layer.attention
+        self.heads = heads
+        self.qkv_weight = torch.nn.Parameter(torch.cat([att.self.query.weight, att.self.key.weight,
+                                                        att.self.value.weight]).detach(), requires_grad=False)
+        self.qkv_bias = torch.nn.Parameter(torch.cat([att.self.query.bias, att.self.key.bias,
+                                                      att.self.value.bias]).detach(), requires_grad=False)
+        self.att_out = att.output.dense
+        self.att_norm = att.output.LayerNorm
+        self.inter = layer.intermediate.dense
+        self.out = layer.output.dense
+        self.out_norm = layer.output.LayerNorm
+
+    def forward(self, x: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``x``: packed ``[rows_padded, hidden]``; ``rows``: their positions in the ``[batch * length]`` grid."""
+        b, length = mask.shape[0], mask.shape[-1]
+        hidden, real = x.shape[1], rows.shape[0]
+        qkv = torch.ops.mkldnn._linear_pointwise(x, self.qkv_weight, self.qkv_bias, "none", [], "")
+        grid = qkv.new_zeros(b * length, qkv.shape[1])
+        grid[rows] = qkv[:real]
+        q, k, v = grid.view(b, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        packed = x.new_zeros(x.shape)
+        packed[:real] = ctx.transpose(1, 2).reshape(b * length, hidden)[rows]
+        x = self.att_norm(torch.ops.mkldnn._linear_pointwise.binary(
+            packed, x, self.att_out.weight, self.att_out.bias, "add"))
+        h = torch.ops.mkldnn._linear_pointwise(x, self.inter.weight, self.inter.bias, "gelu", [], "none")
+        return self.out_norm(torch.ops.mkldnn._linear_pointwise.binary(h, x, self.out.weight, self.out.bias, "add"))
+
+
+class FusedEncoder(torch.nn.Module):
+    """Embeddings and fused layers of a BERT-family base model: ids to packed hidden states."""
+
+    def __init__(self, base, heads: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.embeddings = base.embeddings
+        self.embeddings_project = getattr(base, "embeddings_project", None)  # ELECTRA-small style
+        self.dtype = dtype
+        self.layers = torch.nn.ModuleList(FusedLayer(layer, heads) for layer in base.encoder.layer)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(hidden, rows)``: the real tokens' states ``[rows, hidden]`` (right padding assumed) and
+        their positions in the ``[batch * length]`` grid. Rows follow each sequence in order."""
+        b, length = input_ids.shape
+        kwargs = {"input_ids": input_ids}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        x = self.embeddings(**kwargs)
+        if self.embeddings_project is not None:
+            x = self.embeddings_project(x)
+        rows = attention_mask.reshape(-1).nonzero().squeeze(1)
+        padded_rows = -(-rows.shape[0] // ROW_BUCKET) * ROW_BUCKET
+        packed = x.new_zeros(padded_rows, x.shape[-1], dtype=self.dtype)
+        packed[: rows.shape[0]] = x.reshape(b * length, -1)[rows]
+        mask = ((1.0 - attention_mask[:, None, None, :].to(self.dtype)) * torch.finfo(self.dtype).min).to(self.dtype)
+        for layer in self.layers:
+            packed = layer(packed, rows, mask)
+        return packed[: rows.shape[0]], rows
+
+
+def _first_rows(attention_mask: torch.Tensor) -> torch.Tensor:
+    lengths = attention_mask.sum(1)
+    return torch.cumsum(lengths, 0) - lengths
+
+
+class FusedEncoderScores(torch.nn.Module):
+    """``input_ids, attention_mask[, token_type_ids] -> logits`` through the fused layers."""
+
+    def __init__(self, model, base_attr: str) -> None:
+        super().__init__()
+        self.model = model
+        base = getattr(model, base_attr)
+        self.encoder = FusedEncoder(base, model.config.num_attention_heads, next(model.parameters()).dtype)
+        self.pooler = getattr(base, "pooler", None)
+        self.classifier = model.classifier
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        hidden, _ = self.encoder(input_ids, attention_mask, token_type_ids)
+        first = hidden[_first_rows(attention_mask)][:, None, :]  # [batch, 1, hidden]: the heads read token 0
+        if self.pooler is not None:  # BERT: tanh(dense(CLS)), then the linear classifier
+            return self.classifier(self.pooler(first))
+        return self.classifier(first)  # RoBERTa / ELECTRA heads read the first token themselves
+
+
+class FusedMeanPooler(torch.nn.Module):
+    """``input_ids, attention_mask[, token_type_ids] -> mean of the real tokens' states`` (float32)."""
+
+    def __init__(self, base, heads: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.encoder = FusedEncoder(base, heads, dtype)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        hidden, _ = self.encoder(input_ids, attention_mask, token_type_ids)
+        lengths = attention_mask.sum(1)
+        owner = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+        sums = torch.zeros(len(lengths), hidden.shape[1], dtype=torch.float32).index_add_(0, owner, hidden.float())
+        return sums / lengths[:, None].clamp(min=1)
+
+
+def supports_fusion(config) -> bool:
+    """Whether ``config`` describes a model the fused layers reproduce (and oneDNN is present)."""
+    if not torch.backends.mkldnn.is_available() or config.model_type not in SUPPORTED:
+        return False
+    if getattr(config, "hidden_act", None) not in GELU_NAMES:
+        return False
+    return getattr(config, "position_embedding_type", "absolute") in (None, "absolute")
+
+
+def fused_encoder_for(module) -> FusedEncoderScores | None:
+    """The fused module for an engine ``EncoderScores`` module, or ``None`` where it does not apply."""
+    model = getattr(module, "model", None)
+    config = getattr(model, "config", None)
+    if config is None or not supports_fusion(config):
+        return None
+    base_attr = SUPPORTED[config.model_type]
+    if not hasattr(model, base_attr) or not hasattr(model, "classifier"):
+        return None
+    if config.model_type == "bert" and getattr(getattr(model, base_attr), "pooler", None) is None:
+        return None
+    return FusedEncoderScores(model, base_attr).eval()

@@ -1,0 +1,105 @@
+"""The fused bf16 encoder layers reproduce Hugging Face's fp32 forward (BERT, RoBERTa, ELECTRA) and
+sentence-transformers' embeddings; models it does not cover keep the plain module."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rerankit.engine.fused_encoder import ROW_BUCKET, fused_encoder_for, supports_fusion
+from rerankit.engine.modules import build_module, read_info
+
+pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN (mkldnn)")
+
+
+def _tiny(model_type: str, folder, **extra):
+    import transformers
+
+    from rerankit.encoders import packaged_minilm_path
+
+    torch.manual_seed(0)
+    config_cls, model_cls = {
+        "bert": (transformers.BertConfig, transformers.BertForSequenceClassification),
+        "roberta": (transformers.RobertaConfig, transformers.RobertaForSequenceClassification),
+        "electra": (transformers.ElectraConfig, transformers.ElectraForSequenceClassification),
+    }[model_type]
+    kwargs = dict(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=128, max_position_embeddings=130, num_labels=1, initializer_range=0.1)
+    if model_type == "electra":
+        kwargs["embedding_size"] = 32  # ELECTRA-small style projection
+    if model_type == "roberta":
+        kwargs["pad_token_id"] = 0
+    model_cls(config_cls(**{**kwargs, **extra})).save_pretrained(folder)
+    transformers.AutoTokenizer.from_pretrained(packaged_minilm_path()).save_pretrained(folder)
+    return folder
+
+
+def _batch(lengths: list[int], width: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.zeros(len(lengths), width, dtype=torch.long)
+    mask = torch.zeros(len(lengths), width, dtype=torch.long)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = torch.randint(1000, 20000, (n,), generator=generator)
+        ids[row, 0] = 101
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": (torch.arange(width) > width // 3).long()
+            .expand(len(lengths), width).clone() * mask}
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "electra"])
+def test_fused_bf16_matches_the_fp32_forward_on_mixed_lengths(model_type, tmp_path):
+    folder = _tiny(model_type, tmp_path / model_type)
+    info = read_info(folder)
+    reference = build_module(info)
+    fused = fused_encoder_for(build_module(info).to(torch.bfloat16))
+    assert fused is not None
+    # more real tokens than one row bucket, lengths from 1 to the full width (right padding)
+    lengths = [1, 5, 17, 64, 100, 128, 33, 128, 90, 2] * 3
+    batch = _batch(lengths, 128)
+    if not info.uses_token_types:
+        batch.pop("token_type_ids")
+    assert sum(lengths) > ROW_BUCKET
+    with torch.inference_mode():
+        expected = reference(**batch).float().numpy()[:, 0]
+        got = fused(**batch).float().numpy()[:, 0]
+    spread = expected.max() - expected.min()
+    assert spread > 0.05  # the random model separates the inputs, so the comparison means something
+    np.testing.assert_allclose(got, expected, atol=0.03 * spread + 0.02)
+    assert np.corrcoef(got, expected)[0, 1] > 0.99
+
+
+def test_a_row_is_scored_the_same_alone_and_in_a_batch(tmp_path):
+    folder = _tiny("bert", tmp_path / "bert")
+    fused = fused_encoder_for(build_module(read_info(folder)).to(torch.bfloat16))
+    batch = _batch([40, 7, 128, 3], 128, seed=1)
+    with torch.inference_mode():
+        together = fused(**batch).float()
+        alone = fused(**{k: v[1:2, :7] for k, v in batch.items()}).float()
+    np.testing.assert_allclose(alone.numpy(), together[1:2].numpy(), atol=0.02)
+
+
+def test_other_architectures_and_activations_are_not_fused(tmp_path):
+    folder = _tiny("bert", tmp_path / "relu", hidden_act="relu")
+    assert fused_encoder_for(build_module(read_info(folder))) is None
+    from transformers import AutoConfig
+
+    assert not supports_fusion(AutoConfig.from_pretrained(folder))
+
+
+def test_fused_embeddings_match_sentence_transformers(monkeypatch):
+    from rerankit.encoders import load_bi_encoder
+    from rerankit.engine.embedder import fused_bi_encoder_for
+
+    model = load_bi_encoder()
+    fused = fused_bi_encoder_for(model)
+    assert fused is not None
+    texts = ["How do I reset my password?", "x", "Click 'Forgot password?' on the sign-in page. " * 40,
+             "Invoices are sent monthly by email.", "The password must have twelve characters."]
+    expected = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    got = fused.encode(texts)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert float((got * expected).sum(1).min()) > 0.995  # cosine between the two embeddings of each text
+    query_sims, reference_sims = got[1:] @ got[0], expected[1:] @ expected[0]
+    assert list(np.argsort(-query_sims)) == list(np.argsort(-reference_sims))
