@@ -45,17 +45,19 @@ class FusedLayer(torch.nn.Module):
         self.out = layer.output.dense
         self.out_norm = layer.output.LayerNorm
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``x``: packed ``[rows_padded, hidden]``; ``rows``: their positions in the ``[batch * length]`` grid."""
+    def forward(self, x: torch.Tensor, rows: torch.Tensor, gather: torch.Tensor, grid: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        """``x``: packed ``[rows_padded, hidden]``. ``rows``: the real rows' positions in the
+        ``[batch * length]`` grid; ``gather``: the same, extended to ``rows_padded`` (the extra rows
+        repeat a real one: their values are never read back). ``grid``: a zeroed ``[batch * length,
+        3 * hidden]`` buffer whose padding positions stay zero across layers."""
         b, length = mask.shape[0], mask.shape[-1]
         hidden, real = x.shape[1], rows.shape[0]
         qkv = torch.ops.mkldnn._linear_pointwise(x, self.qkv_weight, self.qkv_bias, "none", [], "")
-        grid = qkv.new_zeros(b * length, qkv.shape[1])
         grid[rows] = qkv[:real]
         q, k, v = grid.view(b, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        packed = x.new_zeros(x.shape)
-        packed[:real] = ctx.transpose(1, 2).reshape(b * length, hidden)[rows]
+        packed = ctx.transpose(1, 2).reshape(b * length, hidden).index_select(0, gather)
         x = self.att_norm(torch.ops.mkldnn._linear_pointwise.binary(
             packed, x, self.att_out.weight, self.att_out.bias, "add"))
         h = torch.ops.mkldnn._linear_pointwise(x, self.inter.weight, self.inter.bias, "gelu", [], "none")
@@ -83,12 +85,13 @@ class FusedEncoder(torch.nn.Module):
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
         rows = attention_mask.reshape(-1).nonzero().squeeze(1)
-        padded_rows = -(-rows.shape[0] // ROW_BUCKET) * ROW_BUCKET
-        packed = x.new_zeros(padded_rows, x.shape[-1], dtype=self.dtype)
-        packed[: rows.shape[0]] = x.reshape(b * length, -1)[rows]
+        extra = -rows.shape[0] % ROW_BUCKET
+        gather = torch.cat([rows, rows[:1].expand(extra)]) if extra else rows
+        packed = x.reshape(b * length, -1).index_select(0, gather).to(self.dtype)
+        grid = packed.new_zeros(b * length, 3 * packed.shape[1])
         mask = ((1.0 - attention_mask[:, None, None, :].to(self.dtype)) * torch.finfo(self.dtype).min).to(self.dtype)
         for layer in self.layers:
-            packed = layer(packed, rows, mask)
+            packed = layer(packed, rows, gather, grid, mask)
         return packed[: rows.shape[0]], rows
 
 
