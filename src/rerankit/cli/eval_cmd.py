@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Optional
 
@@ -21,6 +22,10 @@ def eval_command(
     ),
     rerank: Optional[str] = typer.Option(None, "--rerank", help="Reranker spec (e.g. default, bi-encoder)."),
     depth: int = typer.Option(100, "--depth", help="Candidates per query to retrieve / rerank; also R@DEPTH."),
+    depths: Optional[str] = typer.Option(
+        None, "--depths", help="Sweep candidate depths, e.g. 10,20,50,100 (needs --rerank): nDCG@10 and ms/query "
+        "per depth, and the depth where quality stops rising."
+    ),
     rel_threshold: int = typer.Option(1, "--rel-threshold", help="Minimum grade counted relevant by binary measures."),
     max_queries: Optional[int] = typer.Option(None, "--max-queries", help="Evaluate only the first N judged queries."),
     out: Optional[str] = typer.Option(None, "--out", help="Write the JSON report here (atomically)."),
@@ -30,9 +35,29 @@ def eval_command(
     """Evaluate nDCG@10, P@1/3/5, R@DEPTH, MRR@10 and MAP, before and after reranking."""
     from rich.console import Console
 
+    from ..errors import InvalidInputError
     from ..evaluation import evaluate_folder, write_plot
 
     info = Console(stderr=True, highlight=False)
+    if depths is not None:
+        from ..evaluation.depths import evaluate_depths, write_depth_plot
+
+        if rerank is None:
+            raise InvalidInputError("--depths needs --rerank (the sweep measures reranking at each depth)")
+        sweep = evaluate_depths(data, depths, rerank, run=run, qrels=qrels, rel_threshold=rel_threshold,
+                                max_queries=max_queries, progress=False,
+                                log=lambda msg: info.print(msg, markup=False, soft_wrap=True))
+        if out:
+            sweep.write_json(out)
+            info.print(f"report: {out}", markup=False, soft_wrap=True)
+        if plot:
+            write_depth_plot(sweep, plot)
+            info.print(f"plot: {plot}", markup=False, soft_wrap=True)
+        if as_json:
+            typer.echo(json.dumps(sweep.to_dict(), indent=2))
+        else:
+            sweep.print(Console(highlight=False))
+        return
     report = evaluate_folder(
         data,
         run=run,
