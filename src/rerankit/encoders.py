@@ -78,13 +78,68 @@ def _fused_bi_encoder(name_or_path: str):
     return fused_bi_encoder_for(model)
 
 
-def embed(texts: Sequence[str], model_name: str = DEFAULT_BI_ENCODER, batch_size: int = 64) -> np.ndarray:
-    """L2-normalized float32 embeddings, one row per text (fused bf16 where the CPU has bf16 units)."""
-    fused = _fused_bi_encoder(model_name) if len(texts) else None
+class _EmbeddingCache:
+    """The most recently embedded texts' vectors, per model (``RERANKIT_EMBED_CACHE`` entries, 0 disables).
+
+    Reranking many queries embeds the same candidate passages again and again (evaluation runs,
+    a service answering similar queries); a text's embedding does not depend on the query.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        from collections import OrderedDict
+
+        self.capacity = capacity
+        self.rows: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+    def get(self, model: str, text: str) -> np.ndarray | None:
+        vector = self.rows.get((model, text))
+        if vector is not None:
+            self.rows.move_to_end((model, text))
+        return vector
+
+    def put(self, model: str, text: str, vector: np.ndarray) -> None:
+        if self.capacity <= 0:
+            return
+        self.rows[(model, text)] = vector
+        self.rows.move_to_end((model, text))
+        while len(self.rows) > self.capacity:
+            self.rows.popitem(last=False)
+
+
+def _cache_capacity() -> int:
+    import os
+
+    value = os.environ.get("RERANKIT_EMBED_CACHE", "").strip()
+    return int(value) if value.isdigit() else 20_000
+
+
+_CACHE = _EmbeddingCache(_cache_capacity())
+
+
+def _embed_uncached(texts: list[str], model_name: str, batch_size: int) -> np.ndarray:
+    fused = _fused_bi_encoder(model_name)
     if fused is not None:
-        return fused.encode(list(texts))
+        return fused.encode(texts)
     model = load_bi_encoder(model_name)
     vectors = model.encode(
-        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     )
     return np.asarray(vectors, dtype=np.float32)
+
+
+def embed(texts: Sequence[str], model_name: str = DEFAULT_BI_ENCODER, batch_size: int = 64) -> np.ndarray:
+    """L2-normalized float32 embeddings, one row per text (fused bf16 where the CPU has bf16 units).
+
+    Texts embedded recently are served from a bounded in-memory cache (see ``_EmbeddingCache``).
+    """
+    texts = list(texts)
+    if not texts:
+        model = load_bi_encoder(model_name)
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return np.zeros((0, dimension() or 0), dtype=np.float32)
+    cached = [_CACHE.get(model_name, t) for t in texts]
+    missing = list(dict.fromkeys(t for t, v in zip(texts, cached) if v is None))
+    fresh = dict(zip(missing, _embed_uncached(missing, model_name, batch_size))) if missing else {}
+    for text, vector in fresh.items():
+        _CACHE.put(model_name, text, vector)
+    return np.stack([v if v is not None else fresh[t] for t, v in zip(texts, cached)]).astype(np.float32, copy=False)

@@ -6,7 +6,7 @@ Same weights and the same arithmetic as the Hugging Face layers, with fewer pass
 - the feed-forward GELU is fused into its matmul, and each residual add into the matmul that
   precedes it, through oneDNN's ``mkldnn._linear_pointwise`` (AMX or AVX512-BF16 kernels);
 - the matmuls run on the real tokens only, packed into ``[rows, hidden]`` with ``rows`` rounded up
-  to a multiple of ``ROW_BUCKET``: padding costs no matmul work, and oneDNN sees few distinct
+  to a multiple of ``ROW_BUCKET`` (16 for small batches): padding costs no matmul work, and oneDNN sees few distinct
   shapes (it builds a kernel per shape, which costs more than the matmul the first time);
 - attention is ``scaled_dot_product_attention`` on the padded ``[batch, heads, length, dim]``
   layout with an additive padding mask.
@@ -25,7 +25,8 @@ import torch.nn.functional as F
 # (model_type, attribute of the base model inside *ForSequenceClassification)
 SUPPORTED = {"bert": "bert", "electra": "electra", "roberta": "roberta", "xlm-roberta": "roberta"}
 GELU_NAMES = ("gelu",)
-ROW_BUCKET = 256
+ROW_BUCKET = 256  # row granularity of large batches
+SMALL_ROW_BUCKET = 16  # ... and of batches with at most ROW_BUCKET real tokens (a single query, say)
 
 
 class FusedLayer(torch.nn.Module):
@@ -85,7 +86,7 @@ class FusedEncoder(torch.nn.Module):
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
         rows = attention_mask.reshape(-1).nonzero().squeeze(1)
-        extra = -rows.shape[0] % ROW_BUCKET
+        extra = -rows.shape[0] % (SMALL_ROW_BUCKET if rows.shape[0] <= ROW_BUCKET else ROW_BUCKET)
         gather = torch.cat([rows, rows[:1].expand(extra)]) if extra else rows
         packed = x.reshape(b * length, -1).index_select(0, gather).to(self.dtype)
         grid = packed.new_zeros(b * length, 3 * packed.shape[1])
