@@ -46,6 +46,7 @@ class TrainConfig:
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     epochs: float = 1.0
+    max_steps: int | None = None  # overrides ``epochs`` when set
     max_minutes: float | None = None
     eval_every: int = 200
     patience: int = 4
@@ -55,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     bf16: bool = True
+    freeze_embeddings: bool = False  # keep the word-embedding matrix fixed (faster steps, fewer parameters to fit)
     extra: dict = field(default_factory=dict)
 
 
@@ -152,10 +154,13 @@ def train_cross_encoder(
         prior = _Prior(config.bi_encoder, texts, config.prior_cache)
 
     steps_per_epoch = math.ceil(len(usable) / config.groups_per_batch)
-    total_steps = max(1, int(steps_per_epoch * config.epochs))
+    total_steps = config.max_steps or max(1, int(steps_per_epoch * config.epochs))
+    if config.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     # The classification head starts from random weights: it may learn faster than the encoder.
-    head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "score"))]
-    body = [p for n, p in model.named_parameters() if not n.startswith(("classifier", "score"))]
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    head = [p for n, p in trainable if n.startswith(("classifier", "score"))]
+    body = [p for n, p in trainable if not n.startswith(("classifier", "score"))]
     optimizer = torch.optim.AdamW(
         [{"params": body, "lr": config.learning_rate},
          {"params": head, "lr": config.head_learning_rate or config.learning_rate}],
