@@ -1,0 +1,62 @@
+"""``rerankit serve``: the HTTP rerank service (Cohere v1/v2, Jina and TEI dialects) on uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..server import config as defaults
+from .app import app
+
+
+@app.command("serve")
+def serve_command(
+    models: list[str] = typer.Option(
+        ["default"], "--model", "-m",
+        help="[NAME=]SPEC of a model to serve (repeatable); requests pick one by name. Default: 'default'."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    workers: int = typer.Option(1, "--workers", help="Server processes (each loads its own copy of the models)."),
+    backend: Optional[str] = typer.Option(
+        None, "--backend",
+        help="Engine backend for local models (auto, torch, torch-fp32, torch-bf16, onnx-fp32, onnx-int8)."),
+    long_docs: str = typer.Option(
+        "max", "--long-docs", help="Documents longer than the model's window: max (best of overlapping windows), "
+                                   "mean, or first (truncate). Applies to cross-encoders."),
+    api_keys: list[str] = typer.Option(
+        [], "--api-key",
+        help="Accept this Bearer key (repeatable). Also read from $RERANKIT_API_KEYS (comma-separated)."),
+    api_keys_file: Optional[Path] = typer.Option(None, "--api-keys-file", help="A file of keys, one per line."),
+    max_documents: int = typer.Option(defaults.DEFAULT_MAX_DOCUMENTS, "--max-documents", help="Documents per request."),
+    max_query_chars: int = typer.Option(defaults.DEFAULT_MAX_QUERY_CHARS, "--max-query-chars",
+                                        help="Characters per query."),
+    max_document_chars: int = typer.Option(defaults.DEFAULT_MAX_DOCUMENT_CHARS, "--max-document-chars",
+                                           help="Characters per document."),
+    max_body_bytes: int = typer.Option(defaults.DEFAULT_MAX_BODY_BYTES, "--max-body-bytes",
+                                       help="Bytes per request body."),
+    max_queue_documents: int = typer.Option(
+        defaults.DEFAULT_MAX_QUEUE_DOCUMENTS, "--max-queue-documents",
+        help="Documents waiting per model before new requests get 429."),
+    max_batch_documents: int = typer.Option(
+        defaults.DEFAULT_MAX_BATCH_DOCUMENTS, "--max-batch-documents",
+        help="Documents the batcher merges into one model call (whole requests)."),
+    graceful_timeout: float = typer.Option(
+        defaults.DEFAULT_GRACEFUL_TIMEOUT_S, "--graceful-timeout",
+        help="Seconds to finish in-flight requests after SIGTERM."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve rerankers over HTTP: POST /v2/rerank and /v1/rerank (Cohere, Jina), /rerank (TEI);
+    GET /health, /metrics, /docs."""
+    from ..server.auth import collect_keys
+    from ..server.config import ModelSpec, ServerConfig
+    from ..server.run import serve
+
+    config = ServerConfig(
+        models=tuple(ModelSpec.parse(m) for m in models), backend=backend, long_docs=long_docs,
+        api_keys=collect_keys(api_keys, api_keys_file), max_documents=max_documents,
+        max_query_chars=max_query_chars, max_document_chars=max_document_chars, max_body_bytes=max_body_bytes,
+        max_queue_documents=max_queue_documents, max_batch_documents=max_batch_documents,
+        graceful_timeout_s=graceful_timeout)
+    serve(config, host=host, port=port, workers=workers, log_level=log_level)

@@ -1,0 +1,1 @@
+"""Request and response bodies, one module per dialect (pydantic models; their JSON schema is the OpenAPI doc)."""
