@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine_helpers import DOCS, QUERIES, build_tiny_cross_encoder
-from rerankit import load_reranker
+from rerankit import InvalidInputError, load_reranker
 from rerankit.engine import EngineReranker, available_backends
 from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 from rerankit.rerankers.fused import FUSION_FILE, FUSION_FORMAT, FusedReranker
@@ -50,3 +50,18 @@ def test_engine_spec_on_a_fused_folder_keeps_the_fusion(model_dir, tmp_path):
     fast = load_reranker(f"engine:{folder}", backend=ONNX)
     assert isinstance(fast, FusedReranker) and fast.cross_encoder.backend == ONNX
     np.testing.assert_allclose(fast.score(QUERIES[0], DOCS), plain.score(QUERIES[0], DOCS), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["torch", "torch-fp32", ONNX])
+def test_score_many_equals_score_per_query(model_dir, tmp_path, backend):
+    folder = Path(shutil.copytree(model_dir, tmp_path / "fused"))
+    (folder / FUSION_FILE).write_text(json.dumps({"format": FUSION_FORMAT, "cross_encoder_weight": 0.5,
+                                                  "bi_encoder_weight": 2.0, "bias": 0.1}))
+    lists = [DOCS, DOCS[3:7], [{"title": "Canberra", "text": "capital"}]]
+    for reranker in (CrossEncoderReranker(str(model_dir), backend=backend), load_reranker(str(folder), backend=backend)):
+        many = reranker.score_many(QUERIES + QUERIES[:1], lists)
+        assert [m.shape for m in many] == [(len(x),) for x in lists]
+        for query, docs, scores in zip(QUERIES + QUERIES[:1], lists, many):
+            np.testing.assert_allclose(scores, reranker.score(query, docs), rtol=1e-4, atol=1e-5)
+    with pytest.raises(InvalidInputError):
+        reranker.score_many(QUERIES, lists)

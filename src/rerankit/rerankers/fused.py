@@ -78,3 +78,26 @@ class FusedReranker(Reranker):
 
     def _score(self, query: str, documents: Sequence[Document]) -> np.ndarray:
         return self.weights.combine(*self.components(query, documents))
+
+    def score_many(self, queries: Sequence[str], candidate_lists: Sequence[Sequence]) -> list[np.ndarray]:
+        """``score`` for several queries at once: cross-encoder pairs share batches, texts are embedded together."""
+        from ..errors import InvalidInputError
+        from ..types import normalize_documents, normalize_query
+
+        if len(queries) != len(candidate_lists):
+            raise InvalidInputError(f"{len(queries)} queries but {len(candidate_lists)} candidate lists")
+        queries = [normalize_query(q) for q in queries]
+        texts = [[d.full_text for d in normalize_documents(c)] for c in candidate_lists]
+        from ..scores import logits_to_scores
+
+        logits = [logits_to_scores(out, self.cross_encoder.activation)
+                  for out in self.cross_encoder.logits_many(queries, texts)]
+        if not self.weights.bi_encoder_weight:
+            return [self.weights.combine(lg, np.zeros_like(lg)).astype(np.float32) for lg in logits]
+        vectors = embed([*queries, *[t for ts in texts for t in ts]], self.weights.bi_encoder)
+        out, row = [], len(queries)
+        for i, (lg, ts) in enumerate(zip(logits, texts)):
+            cosines = vectors[row : row + len(ts)] @ vectors[i]
+            row += len(ts)
+            out.append(self.weights.combine(lg, cosines).astype(np.float32))
+        return out
