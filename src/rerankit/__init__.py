@@ -8,7 +8,10 @@ from .errors import (
     RerankitError,
     UnknownSpecError,
 )
+from .pipeline import Answer, ChatAnswerer, ExtractiveAnswerer, Pipeline, Source
 from .rerankers import Reranker, load_reranker, register
+from .rerankers.fallback import FallbackError, FallbackReranker
+from .rerankers.retry import ProviderError, ProviderTimeoutError, RetryPolicy
 from .types import Document, RankedResult
 
 __version__ = "0.1.0"
@@ -25,5 +28,15 @@ __all__ = [
     "ModelNotFoundError",
     "DataFormatError",
     "IndexNotFoundError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "FallbackError",
+    "FallbackReranker",
+    "RetryPolicy",
+    "Pipeline",
+    "Answer",
+    "Source",
+    "ExtractiveAnswerer",
+    "ChatAnswerer",
     "__version__",
 ]

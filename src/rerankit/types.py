@@ -35,6 +35,8 @@ class RankedResult:
     (so ``index == original_rank`` for plain lists), ``rank`` its 0-based position after reranking.
     ``offsets``, where the reranker reports it, is the ``(start, end)`` character span of
     ``document.full_text`` that was scored (the best window of a long document).
+    ``backend``, where the reranker reports it (hosted APIs, LLMs, fallback chains), names the
+    backend that produced the score, e.g. ``cohere:rerank-v3.5`` or ``default``.
     """
 
     index: int
@@ -43,6 +45,7 @@ class RankedResult:
     rank: int
     original_rank: int
     offsets: tuple[int, int] | None = None
+    backend: str | None = None
 
     @property
     def text(self) -> str:

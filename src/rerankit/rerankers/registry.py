@@ -77,6 +77,50 @@ register("hf", _load_cross_encoder)
 register("engine", _load_engine)
 
 
+def _load_cohere(arg: str, **kwargs) -> Reranker:
+    from .cohere import load_cohere
+
+    return load_cohere(arg, **kwargs)
+
+
+def _load_jina(arg: str, **kwargs) -> Reranker:
+    from .jina import load_jina
+
+    return load_jina(arg, **kwargs)
+
+
+def _load_voyage(arg: str, **kwargs) -> Reranker:
+    from .voyage import load_voyage
+
+    return load_voyage(arg, **kwargs)
+
+
+def _load_http(arg: str, **kwargs) -> Reranker:
+    from .http import load_http
+
+    return load_http(arg, scheme="http", **kwargs)
+
+
+def _load_https(arg: str, **kwargs) -> Reranker:
+    from .http import load_http
+
+    return load_http(arg, scheme="https", **kwargs)
+
+
+def _load_llm(arg: str, **kwargs) -> Reranker:
+    from .llm import load_llm
+
+    return load_llm(arg, **kwargs)
+
+
+register("cohere", _load_cohere)
+register("jina", _load_jina)
+register("voyage", _load_voyage)
+register("http", _load_http)
+register("https", _load_https)
+register("llm", _load_llm)
+
+
 def load_reranker(spec: str = "default", **kwargs) -> Reranker:
     """Build a reranker from a spec.
 
@@ -87,11 +131,18 @@ def load_reranker(spec: str = "default", **kwargs) -> Reranker:
     - ``engine:FOLDER`` / ``engine:default``: the same models on ``rerankit.engine`` (ONNX Runtime
       int8/fp32 or bf16, token-budget batching, long-document windows); ``backend="auto"`` by default.
       Any folder or ``default`` also takes ``backend=...`` as a keyword.
+    - ``cohere:MODEL``, ``jina:MODEL``, ``voyage:MODEL``: hosted rerank APIs; ``http:URL``: a TEI,
+      Infinity or rerankit server; ``llm:MODEL``: an OpenAI-compatible LLM (listwise or pointwise).
+    - ``SPEC,SPEC,...``: a fallback chain, tried in order until one answers.
     - ``PREFIX:ARG`` for any backend added with ``register``.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise UnknownSpecError("reranker spec must be a non-empty string")
     spec = spec.strip()
+    if "," in spec and not Path(spec).expanduser().exists():
+        from .fallback import load_fallback
+
+        return load_fallback(spec, load_reranker, **kwargs)
     prefix, sep, arg = spec.partition(":")
     if prefix in _FACTORIES and (sep or prefix in ("default", "bi-encoder")):
         return _FACTORIES[prefix](arg, **kwargs)

@@ -1,0 +1,129 @@
+"""``Pipeline``: retrieve n passages, rerank them to k, answer from those k only, with [n] citations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..errors import InvalidInputError
+from ..rerankers.base import Reranker
+from ..types import Document, normalize_query
+from .text import clean_citations
+
+if TYPE_CHECKING:  # importing rerankit.retrieval loads BM25 and friends: only when used
+    from ..retrieval.base import Retriever
+
+
+def validate_k(k: Any, name: str) -> int:
+    """A positive int, else ``InvalidInputError``."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidInputError(f"{name} must be a positive integer, got {k!r}")
+    return k
+
+
+@runtime_checkable
+class Answerer(Protocol):
+    """Writes an answer to ``question`` from ``passages`` only, citing passage ``i`` (1-based) as ``[i]``."""
+
+    name: str
+
+    def answer(self, question: str, passages: Sequence[Document]) -> str: ...
+
+
+@dataclass(frozen=True)
+class Source:
+    """A passage the answer may cite as ``[number]``: its reranker score and both stages' ranks (0-based)."""
+
+    number: int
+    document: Document
+    score: float
+    first_stage_rank: int
+    first_stage_score: float
+    backend: str | None = None
+
+    @property
+    def id(self) -> str | None:
+        return self.document.id
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer ``text`` with ``[n]`` citations, every ``source`` it could cite, and those it did cite."""
+
+    question: str
+    text: str
+    sources: list[Source]
+    cited: list[int] = field(default_factory=list)
+    answerer: str = ""
+    reranker: str | None = None
+
+    def cited_sources(self) -> list[Source]:
+        return [self.sources[n - 1] for n in self.cited]
+
+
+class Pipeline:
+    """``retriever`` (first stage) -> ``reranker`` (optional) -> ``answerer``.
+
+    ``reranker`` may be a spec for ``load_reranker``; ``answerer`` defaults to the extractive one, which
+    reuses ``reranker`` when it is a local model (else loads ``default``).
+    """
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        reranker: Reranker | str | None = "default",
+        answerer: Answerer | None = None,
+        *,
+        candidates: int = 20,
+        top_k: int = 5,
+    ) -> None:
+        if not callable(getattr(retriever, "search", None)):
+            raise InvalidInputError(f"retriever must have search(query, k), got {type(retriever).__name__}")
+        if isinstance(reranker, str):
+            from ..rerankers import load_reranker
+
+            reranker = load_reranker(reranker)
+        if answerer is None:
+            from .extractive import ExtractiveAnswerer
+
+            answerer = ExtractiveAnswerer(reranker if is_local_reranker(reranker) else None)
+        self.retriever, self.reranker, self.answerer = retriever, reranker, answerer
+        self.candidates, self.top_k = validate_k(candidates, "candidates"), validate_k(top_k, "top_k")
+
+    def sources(self, question: str, candidates: int | None = None, top_k: int | None = None) -> list[Source]:
+        """Retrieve ``candidates`` passages, rerank, keep the best ``top_k`` as numbered sources."""
+        question = normalize_query(question)
+        n = validate_k(candidates or self.candidates, "candidates")
+        k = validate_k(top_k or self.top_k, "top_k")
+        hits = self.retriever.search(question, max(n, k) if self.reranker is not None else k)
+        if self.reranker is None or not hits:
+            return [Source(i + 1, h.document, h.score, h.rank, h.score) for i, h in enumerate(hits[:k])]
+        results = self.reranker.rerank(question, [h.document for h in hits], top_k=k)
+        return [
+            Source(r.rank + 1, r.document, r.score, hits[r.index].rank, hits[r.index].score, r.backend)
+            for r in results
+        ]
+
+    def ask(self, question: str, candidates: int | None = None, top_k: int | None = None) -> Answer:
+        """The answer to ``question`` from the top ``top_k`` of ``candidates`` retrieved passages."""
+        sources = self.sources(question, candidates, top_k)
+        reranker = getattr(self.reranker, "name", None) if self.reranker is not None else None
+        if not sources:
+            return Answer(question, "No passage matches the question.", [], [], self.answerer.name, reranker)
+        draft = self.answerer.answer(question, [s.document for s in sources])
+        text, cited = clean_citations(draft, len(sources))
+        return Answer(question, text, sources, cited, self.answerer.name, reranker)
+
+    __call__ = ask
+
+
+def is_local_reranker(reranker: Reranker | None) -> bool:
+    """A reranker that runs here (not an API, an LLM or a chain that may call one)."""
+    if reranker is None:
+        return False
+    from ..rerankers.fallback import FallbackReranker
+    from ..rerankers.hosted import HostedReranker
+    from ..rerankers.llm import LLMReranker
+
+    return not isinstance(reranker, (HostedReranker, LLMReranker, FallbackReranker))

@@ -1,0 +1,99 @@
+"""A minimal client for OpenAI-compatible chat completions (``POST {base}/chat/completions``) over httpx.
+
+Base URL from ``base_url=`` or ``OPENAI_BASE_URL`` (default ``https://api.openai.com/v1``); key from
+``api_key=`` or ``OPENAI_API_KEY`` (needed only by servers that check it: local ones such as vLLM,
+llama.cpp or Ollama usually do not). Retries follow ``RetryPolicy``; failures are ``ProviderError``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import InvalidInputError
+from .hosted import post_json
+from .retry import ProviderError, RetryPolicy, with_retries
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT_S = 60.0
+
+Message = Mapping[str, str]
+
+
+class ChatClient:
+    """``complete(messages)`` -> the assistant's text, from one chat-completions endpoint and model."""
+
+    provider = "llm"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = None,
+    ) -> None:
+        if not model:
+            raise InvalidInputError("an LLM needs a model name")
+        if not timeout or timeout <= 0:
+            raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
+        base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise InvalidInputError(f"the LLM base URL must be an http(s) URL, got {base_url!r}")
+        self.model, self.base_url, self.timeout = model, base_url, float(timeout)
+        self.url = f"{base_url}/chat/completions"
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        if self.api_key is None and base_url == DEFAULT_BASE_URL:
+            raise ProviderError(self.provider, "no API key for api.openai.com: pass api_key=... or set OPENAI_API_KEY "
+                                               "(or point OPENAI_BASE_URL at another OpenAI-compatible server)")
+        retry = retry or RetryPolicy()
+        if max_retries is not None:
+            retry = RetryPolicy(max_retries, retry.base_delay, retry.max_delay, retry.jitter, retry.sleep)
+        self.retry, self.temperature, self.max_tokens = retry, temperature, max_tokens
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _http(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client(timeout=self.timeout)
+            return self._client
+
+    def _once(self, messages: Sequence[Message], max_tokens: int | None) -> str:
+        body: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in messages]}
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if max_tokens or self.max_tokens:
+            body["max_tokens"] = max_tokens or self.max_tokens
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        answer = post_json(self._http(), self.provider, self.url, body, headers)
+        try:
+            content = answer["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ProviderError(self.provider,
+                                f"unusable answer from {self.url}: no choices[0].message.content") from exc
+        if isinstance(content, list):  # content parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+        if not isinstance(content, str):
+            raise ProviderError(self.provider, f"unusable answer from {self.url}: content is {type(content).__name__}")
+        return content
+
+    def complete(self, messages: Sequence[Message], max_tokens: int | None = None) -> str:
+        """The assistant's reply to ``messages`` (retried on 429, 5xx and timeouts)."""
+        return with_retries(lambda: self._once(messages, max_tokens), self.retry, "chat completion")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+
+    def __repr__(self) -> str:
+        return f"ChatClient(model={self.model!r}, url={self.url!r})"

@@ -1,0 +1,203 @@
+"""The shared base of hosted rerankers (Cohere, Jina, Voyage, remote servers): API keys, timeouts,
+retries, batching above the provider's documents-per-call limit, and one JSON POST helper."""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl
+
+import numpy as np
+
+from ..errors import InvalidInputError, UnknownSpecError
+from ..types import Document, DocumentInput, RankedResult, normalize_documents, validate_top_k
+from .base import Reranker, rank_documents
+from .retry import (
+    ProviderError,
+    ProviderTimeoutError,
+    RetryPolicy,
+    is_retryable_status,
+    parse_retry_after,
+    with_retries,
+)
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+def api_key_from_env(provider: str, explicit: str | None, names: Sequence[str]) -> str:
+    """``explicit`` or the first of the environment variables ``names`` that is set; else ``ProviderError``."""
+    if explicit:
+        return explicit
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    raise ProviderError(provider, f"no API key: pass api_key=... or set {' or '.join(names)}")
+
+
+def first_env(names: Sequence[str], default: str | None = None) -> str | None:
+    """The first of the environment variables ``names`` that is set, else ``default``."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return default
+
+
+def split_options(arg: str, allowed: Mapping[str, type]) -> tuple[str, dict[str, Any]]:
+    """``"MODEL?key=value&key=value"`` -> ``("MODEL", {key: value})``, values converted to ``allowed[key]``."""
+    arg, sep, query = arg.partition("?")
+    options: dict[str, Any] = {}
+    if not sep:
+        return arg, options
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in allowed:
+            raise UnknownSpecError(f"unknown option {key!r} in spec {arg}?{query}; known: {', '.join(sorted(allowed))}")
+        options[key] = convert_option(key, value, allowed[key])
+    return arg, options
+
+
+def convert_option(key: str, value: str, kind: type) -> Any:
+    """A spec option's text as ``int``, ``float``, ``bool`` or ``str``."""
+    try:
+        if kind is bool:
+            if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("1", "true", "yes")
+        return kind(value)
+    except ValueError as exc:
+        raise UnknownSpecError(f"option {key}={value!r} is not a valid {kind.__name__}") from exc
+
+
+def error_text(response: Any, limit: int = 300) -> str:
+    """The message of an error answer (``message``/``error``/``detail`` of a JSON body, else the text)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping):
+        for key in ("message", "error", "detail"):
+            if body.get(key):
+                value = body[key]
+                return str(value.get("message", value) if isinstance(value, Mapping) else value)[:limit]
+    return " ".join(response.text.split())[:limit] or response.reason_phrase
+
+
+def post_json(client: Any, provider: str, url: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> Any:
+    """POST ``body`` as JSON and return the decoded answer; every failure becomes a ``ProviderError``."""
+    import httpx
+
+    try:
+        response = client.post(url, json=body, headers=dict(headers))
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeoutError(provider, f"no answer from {url} within the timeout ({type(exc).__name__})",
+                                   retryable=True) from exc
+    except httpx.TransportError as exc:
+        raise ProviderError(provider, f"cannot reach {url}: {type(exc).__name__}: {exc}", retryable=True) from exc
+    if not 200 <= response.status_code < 300:
+        status = response.status_code
+        raise ProviderError(provider, f"{url}: {error_text(response)}", status,
+                            retryable=is_retryable_status(status), retry_after=parse_retry_after(response.headers))
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ProviderError(provider, f"{url} answered {response.status_code} with a body that is not JSON") from exc
+
+
+def scores_from_items(
+    provider: str, items: Any, count: int, score_key: str = "relevance_score", index_key: str = "index"
+) -> np.ndarray:
+    """Scores in input order from ``[{index, score}, ...]``; each of the ``count`` indices must come exactly once."""
+    if not isinstance(items, list):
+        raise ProviderError(provider, f"unusable answer: expected a list of results, got {type(items).__name__}")
+    scores = np.full(count, np.nan, dtype=np.float64)
+    for item in items:
+        try:
+            index, score = item[index_key], float(item[score_key])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProviderError(provider, f"unusable answer: result {item!r} has no {index_key}/{score_key}") from exc
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+            raise ProviderError(provider, f"unusable answer: index {index!r} is not in 0..{count - 1}")
+        if not np.isnan(scores[index]):
+            raise ProviderError(provider, f"unusable answer: index {index} comes twice")
+        scores[index] = score
+    missing = np.flatnonzero(np.isnan(scores))
+    if missing.size:
+        raise ProviderError(provider, f"unusable answer: no score for {missing.size} of {count} documents "
+                                      f"(first missing index {int(missing[0])})")
+    return scores
+
+
+class HostedReranker(Reranker):
+    """A reranker behind an HTTP API: scores come from ``_call`` on batches of at most ``batch_size``
+    documents (the provider's per-call limit by default), merged back in input order.
+
+    Each call is retried per ``retry`` (``RetryPolicy``; ``max_retries`` sets its retry count); each
+    HTTP request waits at most ``timeout`` seconds. Results name the backend (``RankedResult.backend``).
+    Scores keep the provider's own range (``score_kind = "provider"``).
+    """
+
+    score_kind = "provider"
+    provider: ClassVar[str] = "hosted"
+    max_batch: ClassVar[int] = 1000
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        batch_size: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not model:
+            raise UnknownSpecError(f"'{self.provider}:' needs a model name after the colon")
+        if not timeout or timeout <= 0:
+            raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
+        batch_size = self.max_batch if batch_size is None else batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        retry = retry or RetryPolicy()
+        if max_retries is not None:
+            retry = RetryPolicy(max_retries, retry.base_delay, retry.max_delay, retry.jitter, retry.sleep)
+        self.model, self.timeout, self.retry, self.batch_size = model, float(timeout), retry, batch_size
+        self.name = name or f"{self.provider}:{model}"
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @abstractmethod
+    def _call(self, query: str, texts: list[str]) -> np.ndarray:
+        """Scores of one batch (at most ``batch_size`` texts), in the batch's order."""
+
+    def http_client(self) -> Any:
+        """One ``httpx.Client`` per reranker (thread-safe, keeps connections alive)."""
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client(timeout=self.timeout)
+            return self._client
+
+    def close(self) -> None:
+        if self._client is not None and hasattr(self._client, "close"):
+            self._client.close()
+        self._client = None
+
+    def _score(self, query: str, documents: Sequence[Document]) -> np.ndarray:
+        texts = [d.full_text for d in documents]
+        scores = np.empty(len(texts), dtype=np.float64)
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            part = with_retries(lambda batch=batch: self._call(query, batch), self.retry, "rerank request")
+            scores[start : start + len(batch)] = part
+        return scores
+
+    def rerank(self, query: str, documents: Sequence[DocumentInput], top_k: int | None = None) -> list[RankedResult]:
+        """As ``Reranker.rerank``; every result's ``backend`` is this reranker's ``name``."""
+        top_k = validate_top_k(top_k)
+        docs = normalize_documents(documents)
+        return rank_documents(self.score(query, docs), docs, top_k, backend=self.name)
