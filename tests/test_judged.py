@@ -70,3 +70,29 @@ def test_kfold_picks_a_step_and_scores_every_query_out_of_fold(tmp_path, tiny_cr
     for qid, scores in result.out_of_fold.items():
         assert scores.shape == (4,) and np.isfinite(scores).all()
     assert all(0.0 <= v <= 1.0 for v in result.dev_by_step.values())
+
+
+@pytest.mark.slow
+def test_recipe_with_start_model_and_finetune_writes_a_fused_model(tmp_path, tiny_cross_encoder_dir):
+    from rerankit import load_reranker
+    from rerankit.training.recipe import run_recipe
+
+    root = tmp_path / "data"
+    make_collection(root / "judged")
+    recipe = {
+        "seed": 0, "start_model": str(tiny_cross_encoder_dir),
+        "dev": {"collection": "judged", "depth": 4, "fusion_depth": 4},
+        "train": {"max_length": 32, "group_size": 3, "groups_per_batch": 2, "learning_rate": 1e-3,
+                  "bf16": False, "threads": 1},
+        "finetune": {"folds": 3, "depth": 4, "train": {"max_steps": 4, "eval_every": 2}},
+    }
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    summary = run_recipe(path, tmp_path / "model", data_root=root, progress=False)
+    assert summary["finetune_folds"] == 3 and set(summary["finetune_dev_by_step"]) == {"0", "2", "4"}
+    assert summary["fusion_fitted_on"].startswith("out-of-fold" if summary["finetune_best_step"] else "the final")
+    saved = json.loads((tmp_path / "model" / "recipe_summary.json").read_text())
+    assert saved["finetune_best_step"] == summary["finetune_best_step"]
+    reranker = load_reranker(str(tmp_path / "model"))
+    scores = reranker.score("what is a volcano", ["All about the volcano.", "taxes"])
+    assert scores.shape == (2,) and ((0 <= scores) & (scores <= 1)).all()

@@ -4,6 +4,15 @@ A recipe is a JSON file (see ``recipes/default.json``): which training sources t
 data folder, how many negatives, the ``TrainConfig``, and the development collection used for
 early stopping and for fitting the fusion weights. The development collection is never one that
 is reported as an evaluation (TREC DL21 for the default; DL19 is kept for reporting).
+
+Two optional stages around the first:
+
+- ``"start_model"`` (a folder or a base encoder name) skips the first stage and starts from it.
+- ``"finetune"`` then fine-tunes on the development collection's own graded judgments
+  (``training.judged``): k folds of its queries choose the number of steps by held-out nDCG@10, a
+  last run on every query trains the model for that many steps, and the fusion weights are fitted
+  on the folds' held-out ("out-of-fold") scores, so that no weight is fitted on scores of a model
+  that trained on the same queries.
 """
 
 from __future__ import annotations
@@ -18,9 +27,10 @@ import numpy as np
 from ..datasets import read_corpus_jsonl, read_qrels, read_queries_jsonl, read_trec_run
 from ..errors import DataFormatError, InvalidInputError
 from ..evaluation.metrics import trec_order
-from ..io import atomic_write_json
+from ..io import atomic_write_json, publish_directory
 from .data import TrainingGroup, write_training_jsonl
 from .fusion import DevPairs, fit_fusion, ndcg10
+from .judged import JudgedCollection, kfold_finetune
 from .sources import scifact_groups, squad_groups, wikiqa_groups
 from .trainer import ScorePairs, TrainConfig, train_cross_encoder
 
@@ -96,6 +106,43 @@ def store_half_precision(model_dir: Path) -> None:
     atomic_write_bytes(path, save_bytes(tensors, metadata={"format": "pt"}))
 
 
+def _finetune_stage(recipe: dict, root: Path, start: Path, output: Path, base_config: TrainConfig,
+                    progress: bool) -> tuple[Path, DevPairs | None, dict]:
+    """k-fold fine-tuning on the development collection's judgments; returns (model, out-of-fold pairs, summary)."""
+    import shutil
+    import tempfile
+    from dataclasses import asdict, replace
+
+    from ..encoders import embed
+
+    spec = recipe["finetune"]
+    collection = JudgedCollection.read(root / spec.get("collection", recipe["dev"]["collection"]),
+                                       spec.get("runs", ["runs/bm25.top100.trec"]))
+    config = replace(base_config, base_model=str(start), **spec.get("train", {}))
+    work = Path(tempfile.mkdtemp(prefix=".rerankit-kfold-", dir=output.resolve().parent))
+    try:
+        result = kfold_finetune(collection, config, work, folds=spec.get("folds", 5), depth=spec.get("depth", 100),
+                                seed=recipe.get("seed", 0), progress=progress)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = {"finetune_collection": spec.get("collection", recipe["dev"]["collection"]),
+               "finetune_folds": len(result.folds), "finetune_best_step": result.best_step,
+               "finetune_dev_by_step": {str(k): round(v, 4) for k, v in result.dev_by_step.items()},
+               "finetune_config": asdict(config)}
+    if result.best_step == 0:
+        log.info("fine-tuning did not help on held-out queries; keeping the start model")
+        return start, None, summary
+    groups = collection.groups(collection.qids())
+    final = train_cross_encoder(groups, output, replace(config, max_steps=result.best_step), None, progress=progress)
+    qids = sorted(result.out_of_fold)
+    cosines = []
+    for q in qids:
+        vectors = embed([collection.queries[q], *[collection.texts[d] for d in result.doc_ids[q]]])
+        cosines.append(vectors[1:] @ vectors[0])
+    pairs = DevPairs(qids, [result.doc_ids[q] for q in qids], [result.out_of_fold[q] for q in qids], cosines)
+    return final.output, pairs, summary
+
+
 def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Path | None = None,
                progress: bool = True) -> dict:
     """Build the data, train, fit the fusion on the dev collection, write the model folder."""
@@ -108,29 +155,52 @@ def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Pat
     if not root.is_dir():
         raise DataFormatError(f"data folder {root} not found (the recipe reads ../shared/data)")
     started = time.monotonic()
-    groups = build_groups(recipe, root)
-    log.info("training groups: %d", len(groups))
     output = Path(output)
-    if recipe.get("save_training_data"):
-        write_training_jsonl(groups, Path(recipe["save_training_data"]))
     dev_cfg = recipe["dev"]
-    dev = TrecDevSet(root / dev_cfg["collection"], depth=dev_cfg.get("depth", 30))
     config = TrainConfig(**recipe.get("train", {}))
-    result = train_cross_encoder(groups, output, config, dev.evaluate, progress=progress)
+    summary: dict = {"recipe": str(recipe_path), "dev_collection": dev_cfg["collection"]}
+    if recipe.get("start_model"):
+        from ..encoders import resolve_bi_encoder
+
+        model_dir = Path(resolve_bi_encoder(recipe["start_model"]))
+        summary["start_model"] = recipe["start_model"]
+    else:
+        groups = build_groups(recipe, root)
+        log.info("training groups: %d", len(groups))
+        if recipe.get("save_training_data"):
+            write_training_jsonl(groups, Path(recipe["save_training_data"]))
+        dev = TrecDevSet(root / dev_cfg["collection"], depth=dev_cfg.get("depth", 30))
+        result = train_cross_encoder(groups, output, config, dev.evaluate, progress=progress)
+        model_dir = result.output
+        summary.update({"groups": len(groups), "steps": result.steps, "pairs_seen": result.pairs_seen,
+                        "best_step": result.best_step, "dev_ndcg10_training_objective": result.best_dev})
+    pairs = None
+    if recipe.get("finetune"):
+        model_dir, pairs, finetune_summary = _finetune_stage(recipe, root, model_dir, output, config, progress)
+        summary.update(finetune_summary)
+    if model_dir.resolve() != output.resolve():  # the start model itself: copy it into place
+        import shutil
+        import tempfile
+
+        staged = Path(tempfile.mkdtemp(prefix=".rerankit-recipe-", dir=output.resolve().parent)) / "model"
+        shutil.copytree(model_dir, staged, ignore=shutil.ignore_patterns("rerankit.json", "recipe_summary.json"))
+        model_dir = publish_directory(staged, output)
+        shutil.rmtree(staged.parent, ignore_errors=True)
     if recipe.get("storage_dtype", "float16") == "float16":
-        store_half_precision(result.output)
+        store_half_precision(model_dir)
     fusion_dev = TrecDevSet(root / dev_cfg["collection"], depth=dev_cfg.get("fusion_depth", 100))
-    pairs = collect_dev_pairs(result.output, fusion_dev, config.max_length)
+    if pairs is None:
+        pairs = collect_dev_pairs(model_dir, fusion_dev, config.max_length)
+        summary["fusion_fitted_on"] = "the final model's scores on the development queries"
+    else:
+        summary["fusion_fitted_on"] = "out-of-fold scores (each query scored by a model that did not train on it)"
     weights, table = fit_fusion(pairs, fusion_dev.qrels, bi_encoder=config.bi_encoder, max_length=config.max_length)
     fused_dev = ndcg10(pairs, [weights.combine(c, s) for c, s in zip(pairs.ce, pairs.cos)], fusion_dev.qrels)
-    atomic_write_json(result.output / "rerankit.json", weights.to_json())
-    summary = {
-        "recipe": str(recipe_path), "groups": len(groups), "steps": result.steps, "pairs_seen": result.pairs_seen,
-        "best_step": result.best_step, "dev_collection": dev_cfg["collection"],
-        "dev_ndcg10_training_objective": result.best_dev,
+    atomic_write_json(model_dir / "rerankit.json", weights.to_json())
+    summary.update({
         "dev_ndcg10_by_ratio": {str(k): round(v, 4) for k, v in table.items()},
         "dev_ndcg10_fused": round(fused_dev, 4), "fusion": weights.to_json(),
         "minutes": round((time.monotonic() - started) / 60, 1),
-    }
-    atomic_write_json(result.output / "recipe_summary.json", summary)
+    })
+    atomic_write_json(model_dir / "recipe_summary.json", summary)
     return summary
