@@ -79,7 +79,8 @@ def test_extractive_pipeline_cites_the_passage_of_each_sentence(retriever):
                         candidates=4, top_k=3)
     answer = pipeline.ask("which programming language has memory safety without a garbage collector")
     assert isinstance(answer, Answer) and answer.answerer == "extractive" and answer.reranker == "overlap"
-    assert [s.number for s in answer.sources] == [1, 2] and answer.sources[0].id == "rust"  # BM25 found two
+    assert [s.number for s in answer.sources] == [1, 2] and answer.sources[0].id == "rust"
+    assert answer.retrieved == 2  # BM25 leaves out passages without a query word
     lines = answer.text.splitlines()
     assert len(lines) <= 2 and answer.cited and answer.cited[0] == 1
     for line in lines:
@@ -145,6 +146,7 @@ def test_ask_demo_offline_answers_from_the_password_passages():
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["answerer"] == "extractive" and answer["reranker"] == "default" and len(answer["sources"]) == 5
+    assert answer["retrieved"] == 7  # the whole demo corpus (hybrid retrieval), reranked to the top 5
     cited = [s for s in answer["sources"] if s["cited"]]
     assert cited and {s["id"] for s in cited} <= {"reset-steps", "reset-email", "password-rules"}
     assert answer["sources"][0]["id"] == "reset-steps"

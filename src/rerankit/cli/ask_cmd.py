@@ -38,7 +38,7 @@ def ask(
     mode: Optional[str] = typer.Option(None, "--mode", help="First stage of an index: bm25, dense or hybrid."),
     sentences: int = typer.Option(3, "--sentences", help="Sentences in an extractive answer."),
     as_json: bool = typer.Option(
-        False, "--json", help="Print {question, answer, answerer, reranker, sources} as JSON."
+        False, "--json", help="Print {question, answer, answerer, reranker, retrieved, sources} as JSON."
     ),
 ) -> None:
     """Answer QUESTION from the top -k of -n retrieved passages, citing them as [n]."""
@@ -73,7 +73,7 @@ def ask(
     if as_json:
         print(json.dumps({
             "question": answer.question, "answer": answer.text, "answerer": answer.answerer,
-            "reranker": answer.reranker,
+            "reranker": answer.reranker, "retrieved": answer.retrieved,
             "sources": [
                 {"n": s.number, "id": s.id, "title": s.document.title, "text": s.document.text, "score": s.score,
                  "first_stage_rank": s.first_stage_rank + 1, "backend": s.backend, "cited": s.number in answer.cited}
@@ -86,7 +86,8 @@ def ask(
     typer.echo(f"Answer ({how}):")
     for line in answer.text.splitlines():
         typer.echo(textwrap.fill(line, width=100, subsequent_indent="  ") if line.strip() else "")
-    typer.echo(f"\nSources ({corpus}, {len(answer.sources)} of {candidates} candidates reranked by {answer.reranker}):")
+    ranked = f"reranked by {answer.reranker}" if answer.reranker else "first-stage order"
+    typer.echo(f"\nSources ({corpus}: top {len(answer.sources)} of {answer.retrieved} retrieved, {ranked}):")
     for s in answer.sources:
         mark = "*" if s.number in answer.cited else " "
         backend = f", by {s.backend}" if s.backend and s.backend != answer.reranker else ""

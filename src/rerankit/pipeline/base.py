@@ -49,7 +49,8 @@ class Source:
 
 @dataclass(frozen=True)
 class Answer:
-    """The answer ``text`` with ``[n]`` citations, every ``source`` it could cite, and those it did cite."""
+    """The answer ``text`` with ``[n]`` citations, every ``source`` it could cite, and those it did cite;
+    ``retrieved`` counts the first-stage passages the sources were chosen from."""
 
     question: str
     text: str
@@ -57,6 +58,7 @@ class Answer:
     cited: list[int] = field(default_factory=list)
     answerer: str = ""
     reranker: str | None = None
+    retrieved: int = 0
 
     def cited_sources(self) -> list[Source]:
         return [self.sources[n - 1] for n in self.cited]
@@ -91,29 +93,33 @@ class Pipeline:
         self.retriever, self.reranker, self.answerer = retriever, reranker, answerer
         self.candidates, self.top_k = validate_k(candidates, "candidates"), validate_k(top_k, "top_k")
 
-    def sources(self, question: str, candidates: int | None = None, top_k: int | None = None) -> list[Source]:
-        """Retrieve ``candidates`` passages, rerank, keep the best ``top_k`` as numbered sources."""
+    def _ranked(self, question: str, candidates: int | None, top_k: int | None) -> tuple[list[Source], int]:
         question = normalize_query(question)
         n = validate_k(candidates or self.candidates, "candidates")
         k = validate_k(top_k or self.top_k, "top_k")
         hits = self.retriever.search(question, max(n, k) if self.reranker is not None else k)
         if self.reranker is None or not hits:
-            return [Source(i + 1, h.document, h.score, h.rank, h.score) for i, h in enumerate(hits[:k])]
+            return [Source(i + 1, h.document, h.score, h.rank, h.score) for i, h in enumerate(hits[:k])], len(hits)
         results = self.reranker.rerank(question, [h.document for h in hits], top_k=k)
-        return [
+        sources = [
             Source(r.rank + 1, r.document, r.score, hits[r.index].rank, hits[r.index].score, r.backend)
             for r in results
         ]
+        return sources, len(hits)
+
+    def sources(self, question: str, candidates: int | None = None, top_k: int | None = None) -> list[Source]:
+        """Retrieve ``candidates`` passages, rerank, keep the best ``top_k`` as numbered sources."""
+        return self._ranked(question, candidates, top_k)[0]
 
     def ask(self, question: str, candidates: int | None = None, top_k: int | None = None) -> Answer:
         """The answer to ``question`` from the top ``top_k`` of ``candidates`` retrieved passages."""
-        sources = self.sources(question, candidates, top_k)
+        sources, retrieved = self._ranked(question, candidates, top_k)
         reranker = getattr(self.reranker, "name", None) if self.reranker is not None else None
         if not sources:
-            return Answer(question, "No passage matches the question.", [], [], self.answerer.name, reranker)
+            return Answer(question, "No passage matches the question.", [], [], self.answerer.name, reranker, 0)
         draft = self.answerer.answer(question, [s.document for s in sources])
         text, cited = clean_citations(draft, len(sources))
-        return Answer(question, text, sources, cited, self.answerer.name, reranker)
+        return Answer(question, text, sources, cited, self.answerer.name, reranker, retrieved)
 
     __call__ = ask
 
