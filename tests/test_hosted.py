@@ -215,6 +215,14 @@ def test_unusable_answers_are_provider_errors():
                 load_reranker("jina:m", api_key="k", base_url=server.url).score("q", ["a", "b"])
 
 
+def test_cohere_unusable_answers_are_provider_errors():
+    for body in ({"results": "nope"}, {"results": [{"index": 0}]}, b"not json", {"id": "no results"}):
+        with stand_in(lambda request, body=body: Reply(200, body)) as server:
+            reranker = load_reranker("cohere:m", api_key="k", base_url=server.url, max_retries=0)
+            with pytest.raises(ProviderError, match="cohere: unusable answer"):
+                reranker.score("q", ["a"])
+
+
 # ---------------------------------------------------------------- retries, timeouts, errors
 
 

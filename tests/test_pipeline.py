@@ -131,6 +131,8 @@ def test_pipeline_input_errors(retriever):
         Pipeline(retriever, OverlapReranker(), ExtractiveAnswerer(OverlapReranker()), top_k=0)
     with pytest.raises(InvalidInputError):
         Pipeline(retriever, OverlapReranker(), ExtractiveAnswerer(OverlapReranker())).ask("  ")
+    with pytest.raises(InvalidInputError, match="top_k"):
+        Pipeline(retriever, OverlapReranker(), ExtractiveAnswerer(OverlapReranker())).ask("rust", top_k=0)
     none = Pipeline(retriever, OverlapReranker(), ExtractiveAnswerer(OverlapReranker())).ask("zebra xylophone")
     assert none.sources == [] and none.cited == []
 

@@ -95,8 +95,8 @@ class Pipeline:
 
     def _ranked(self, question: str, candidates: int | None, top_k: int | None) -> tuple[list[Source], int]:
         question = normalize_query(question)
-        n = validate_k(candidates or self.candidates, "candidates")
-        k = validate_k(top_k or self.top_k, "top_k")
+        n = validate_k(self.candidates if candidates is None else candidates, "candidates")
+        k = validate_k(self.top_k if top_k is None else top_k, "top_k")
         hits = self.retriever.search(question, max(n, k) if self.reranker is not None else k)
         if self.reranker is None or not hits:
             return [Source(i + 1, h.document, h.score, h.rank, h.score) for i, h in enumerate(hits[:k])], len(hits)

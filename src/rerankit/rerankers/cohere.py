@@ -74,6 +74,8 @@ class CohereReranker(HostedReranker):
         except ApiError as exc:
             status = exc.status_code
             body = exc.body.get("message", exc.body) if isinstance(exc.body, dict) else exc.body
+            if status is not None and 200 <= status < 300:  # the SDK could not decode a success
+                raise ProviderError(self.provider, f"unusable answer: {str(body)[:200]!r}") from exc
             raise ProviderError(self.provider, str(body)[:300], status,
                                 retryable=status is None or is_retryable_status(status),
                                 retry_after=parse_retry_after(exc.headers)) from exc
@@ -82,7 +84,12 @@ class CohereReranker(HostedReranker):
         except httpx.TransportError as exc:
             raise ProviderError(self.provider, f"cannot reach the API: {type(exc).__name__}: {exc}",
                                 retryable=True) from exc
-        items = [{"index": r.index, "relevance_score": r.relevance_score} for r in response.results]
+        except (ValueError, TypeError) as exc:  # the SDK could not parse the answer
+            raise ProviderError(self.provider, f"unusable answer: {type(exc).__name__}: {exc}"[:300]) from exc
+        try:
+            items = [{"index": r.index, "relevance_score": r.relevance_score} for r in response.results]
+        except (AttributeError, TypeError) as exc:  # the SDK builds answers without validating them
+            raise ProviderError(self.provider, f"unusable answer: {type(exc).__name__}: {exc}") from exc
         return scores_from_items(self.provider, items, len(texts))
 
 
