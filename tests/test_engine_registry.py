@@ -65,3 +65,12 @@ def test_score_many_equals_score_per_query(model_dir, tmp_path, backend):
             np.testing.assert_allclose(scores, reranker.score(query, docs), rtol=1e-4, atol=1e-5)
     with pytest.raises(InvalidInputError):
         reranker.score_many(QUERIES, lists)
+
+
+@pytest.mark.parametrize("long_docs", ["max", "mean"])
+def test_score_many_keeps_the_long_document_rule(model_dir, long_docs):
+    reranker = CrossEncoderReranker(str(model_dir), backend="torch-fp32", long_docs=long_docs, max_length=24)
+    many = reranker.score_many(QUERIES, [DOCS, DOCS[::-1]])
+    for query, docs, scores in zip(QUERIES, [DOCS, DOCS[::-1]], many):
+        np.testing.assert_allclose(scores, reranker.score(query, docs), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(scores, reranker.engine.score(query, docs), rtol=1e-5, atol=1e-6)

@@ -339,7 +339,8 @@ def test_load_model_passes_backend_and_long_docs(tiny_cross_encoder_dir):
     folder = str(tiny_cross_encoder_dir)
     windows = load_model(ModelSpec("m", folder), "torch-fp32", "max")
     assert windows.engine.builder.long_docs == "max" and many_scorer(windows) is not None
-    assert many_scorer(load_model(ModelSpec("m", folder), "torch-fp32", "mean")) is None  # engine averages: per request
+    averaged = load_model(ModelSpec("m", folder), "torch-fp32", "mean")  # score_many averages windows as score does
+    assert many_scorer(averaged) is not None and many_scorer(load_model(ModelSpec("m", folder), "torch", "max")) is None
     rerankit.register("servertest-plain", lambda arg: LengthReranker())  # takes no keyword at all
     assert isinstance(load_model(ModelSpec("p", "servertest-plain:x"), None, "max"), LengthReranker)
     with pytest.raises(InvalidInputError, match="--backend 'torch-fp32' does not apply"):

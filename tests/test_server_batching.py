@@ -70,7 +70,7 @@ def make_batcher(reranker, **options) -> MicroBatcher:
 
 
 def test_many_scorer_finds_the_engine(tiny_engine_reranker, tiny_reranker):  # noqa: F811
-    assert many_scorer(tiny_engine_reranker) == tiny_engine_reranker.engine.score_many
+    assert many_scorer(tiny_engine_reranker) == tiny_engine_reranker.score_many
     assert many_scorer(tiny_engine_reranker.engine) == tiny_engine_reranker.engine.score_many
     assert many_scorer(tiny_reranker) is None  # the plain torch loop: scored per request
 

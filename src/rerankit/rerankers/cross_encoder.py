@@ -149,25 +149,16 @@ class CrossEncoderReranker(Reranker):
                 out[idx] = self.model(**batch).logits.float().cpu().numpy()
         return out
 
-    def logits_many(self, queries: Sequence[str], text_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """``logits`` for several queries; on the engine their pairs share token-budget batches."""
-        if self.engine is None:
-            return [self.logits(q, texts) for q, texts in zip(queries, text_lists)]
-        pairs = [(qi, t) for qi, texts in enumerate(text_lists) for t in texts]
-        outputs = self.engine.run_pairs(list(queries), pairs)[0]
-        bounds = np.cumsum([0] + [len(texts) for texts in text_lists])
-        return [outputs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-
     def score_many(self, queries: Sequence[str], candidate_lists: Sequence[Sequence]) -> list[np.ndarray]:
-        """``score`` for several queries at once (one array per query, equal to ``score``'s)."""
-        from ..types import normalize_documents, normalize_query
-
+        """``score`` for several queries at once (one array per query, equal to ``score``'s); on the
+        engine, the pairs of all queries share token-budget batches."""
+        if self.engine is not None:
+            return self.engine.score_many(queries, candidate_lists)
         if len(queries) != len(candidate_lists):
             raise InvalidInputError(f"{len(queries)} queries but {len(candidate_lists)} candidate lists")
-        queries = [normalize_query(q) for q in queries]
-        texts = [[d.full_text for d in normalize_documents(c)] for c in candidate_lists]
-        return [logits_to_scores(out, self.activation).astype(np.float32)
-                for out in self.logits_many(queries, texts)]
+        return [self.score(q, docs) for q, docs in zip(queries, candidate_lists)]
 
     def _score(self, query: str, documents: Sequence[Document]) -> np.ndarray:
+        if self.engine is not None:  # the engine's own rule for long documents (best window, or mean)
+            return self.engine._score(query, documents)
         return logits_to_scores(self.logits(query, [d.full_text for d in documents]), self.activation)

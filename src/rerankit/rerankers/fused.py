@@ -88,10 +88,7 @@ class FusedReranker(Reranker):
             raise InvalidInputError(f"{len(queries)} queries but {len(candidate_lists)} candidate lists")
         queries = [normalize_query(q) for q in queries]
         texts = [[d.full_text for d in normalize_documents(c)] for c in candidate_lists]
-        from ..scores import logits_to_scores
-
-        logits = [logits_to_scores(out, self.cross_encoder.activation)
-                  for out in self.cross_encoder.logits_many(queries, texts)]
+        logits = self.cross_encoder.score_many(queries, texts)
         if not self.weights.bi_encoder_weight:
             return [self.weights.combine(lg, np.zeros_like(lg)).astype(np.float32) for lg in logits]
         vectors = embed([*queries, *[t for ts in texts for t in ts]], self.weights.bi_encoder)

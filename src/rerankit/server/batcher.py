@@ -35,20 +35,19 @@ class Overloaded(Exception):
 
 
 def many_scorer(reranker: Reranker) -> ScoreMany | None:
-    """The reranker's multi-query scorer, if it has one whose scores equal ``score``'s."""
-    method = getattr(reranker, "score_many", None)
-    if callable(method):
-        return method
-    from ..rerankers.cross_encoder import CrossEncoderReranker
+    """The reranker's multi-query scorer, where it shares model calls across queries (scores equal ``score``'s).
 
-    engine = getattr(reranker, "engine", None)
-    builder = getattr(engine, "builder", None)
-    # a cross-encoder on the engine scores a document by its best window, as the engine does, except
-    # with long_docs="mean" (the engine averages the windows then)
-    if (isinstance(reranker, CrossEncoderReranker) and callable(getattr(engine, "score_many", None))
-            and getattr(builder, "long_docs", None) in ("first", "max")):
-        return engine.score_many
-    return None
+    A cross-encoder on the engine (and the fused default built on one) packs the pairs of all
+    queries into shared batches; the plain torch loop would only loop, so it is scored per request.
+    """
+    from ..rerankers.cross_encoder import CrossEncoderReranker
+    from ..rerankers.fused import FusedReranker
+
+    inner = reranker.cross_encoder if isinstance(reranker, FusedReranker) else reranker
+    if isinstance(inner, CrossEncoderReranker) and inner.engine is None:
+        return None
+    method = getattr(reranker, "score_many", None)
+    return method if callable(method) else None
 
 
 @dataclass
