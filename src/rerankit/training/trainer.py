@@ -147,7 +147,11 @@ def train_cross_encoder(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     source = _resolve_base(config.base_model)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1).to(device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # Adam's tiny second moments as denormals slow every update step
+    # eager attention: on CPU its backward is faster than the fused SDPA kernel's for these short sequences
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=1, attn_implementation="eager" if device.type == "cpu" else "sdpa").to(device)
     prior = None
     if config.bi_encoder_prior:
         texts = [t for g in usable for t in (g.query, *g.positives, *g.negatives)]
