@@ -99,6 +99,10 @@ def test_train_cli_tiny_set_gives_loadable_model_ranking_positives_first(tmp_pat
     for group in GROUPS:
         scores = reranker.score(group["query"], [group["positive"], *group["negatives"]])
         assert scores[0] > scores[1:].max(), (group["query"], scores)
+    import torch
+
+    # training flushes denormals to zero while it runs, and only then: the process gets them back
+    assert torch.tensor([1e-40], dtype=torch.float32).mul(1.0).item() != 0.0
 
 
 def test_train_cli_rejects_missing_and_malformed_input(tmp_path, capsys):

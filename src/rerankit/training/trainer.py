@@ -129,7 +129,23 @@ def train_cross_encoder(
     dev_evaluator: DevEvaluator | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train, evaluate every ``eval_every`` steps, keep the best checkpoint, publish it to ``output``."""
+    """Train, evaluate every ``eval_every`` steps, keep the best checkpoint, publish it to ``output``.
+
+    On CPU, denormal floats are flushed to zero while training (Adam's tiny second moments as
+    denormals slow every update step); the process-wide setting is switched off again afterwards.
+    """
+    import torch
+
+    flush = not torch.cuda.is_available() and torch.set_flush_denormal(True)
+    try:
+        return _train(groups, output, config, dev_evaluator, progress)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+
+
+def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainConfig | None,
+           dev_evaluator: DevEvaluator | None, progress: bool) -> TrainResult:
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
@@ -147,8 +163,6 @@ def train_cross_encoder(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     source = _resolve_base(config.base_model)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)  # Adam's tiny second moments as denormals slow every update step
     # eager attention: on CPU its backward is faster than the fused SDPA kernel's for these short sequences
     model = AutoModelForSequenceClassification.from_pretrained(
         source, num_labels=1, attn_implementation="eager" if device.type == "cpu" else "sdpa").to(device)
