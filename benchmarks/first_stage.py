@@ -12,17 +12,22 @@ Queries: TREC DL19 + DL21 + MS MARCO dev-small. Run from the repository root:
 
 from __future__ import annotations
 
-import argparse
-import random
-import statistics
-import time
-from pathlib import Path
+import os
 
-import numpy as np
+# every query is embedded for real at search time: no cache of recent texts' embeddings
+os.environ["RERANKIT_EMBED_CACHE"] = "0"
 
-from rerankit.datasets import read_corpus_jsonl, read_queries_jsonl
-from rerankit.retrieval import BM25Retriever, DenseRetriever, LocalEmbedder
-from rerankit.types import Document
+import argparse  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from rerankit.datasets import read_corpus_jsonl, read_queries_jsonl  # noqa: E402
+from rerankit.retrieval import BM25Retriever, DenseRetriever, LocalEmbedder  # noqa: E402
+from rerankit.types import Document  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 QUERY_SETS = ("trec-dl19-passage", "trec-dl21-passage", "msmarco-dev-small")

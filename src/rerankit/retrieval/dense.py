@@ -125,14 +125,56 @@ class OpenAIEmbedder:
         return f"OpenAIEmbedder(base_url={self.base_url!r}, model={self.model!r})"
 
 
+# bf16 rounds each unit-vector component to 8 significant bits, so a bf16 dot product of two unit
+# vectors is within 2 * 2**-8 (about 0.008) of the exact one; candidates within this margin of the
+# k-th approximate score are rescored exactly.
+_BF16_MARGIN = 0.02
+_BF16_MIN_ROWS = 20_000  # below this, the exact float32 product is already fast
+
+
 class DenseRetriever:
-    """``Retriever`` over a matrix of normalized passage embeddings (row ``i`` is ``documents[i]``)."""
+    """``Retriever`` over a matrix of normalized passage embeddings (row ``i`` is ``documents[i]``).
+
+    Search is exact. On CPUs with bf16 units and at least ``_BF16_MIN_ROWS`` passages, a bf16 copy
+    of the matrix (half the memory traffic) preselects every passage whose approximate score is
+    within ``_BF16_MARGIN`` of the k-th best, and those are rescored in float32: the same hits as a
+    float32 product over all rows, in a fraction of the time.
+    """
 
     def __init__(self, documents: Sequence[Document], embeddings: np.ndarray, embedder: Embedder) -> None:
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or embeddings.shape[0] != len(documents):
             raise InvalidInputError(f"need one embedding row per document: {embeddings.shape} for {len(documents)}")
         self.documents, self.embeddings, self.embedder = list(documents), embeddings, embedder
+        self._bf16 = self._bf16_copy(embeddings)
+
+    @staticmethod
+    def _bf16_copy(embeddings: np.ndarray):
+        if embeddings.shape[0] < _BF16_MIN_ROWS:
+            return None
+        from ..engine.hardware import has_amx, has_avx512_bf16
+
+        if not (has_amx() or has_avx512_bf16()):
+            return None
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - torch is a dependency
+            return None
+        return torch.from_numpy(embeddings).to(torch.bfloat16)
+
+    def scores(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row indices, exact float32 scores) of every row that can be in the top ``k``."""
+        if self._bf16 is None or k >= self.embeddings.shape[0]:
+            return np.arange(self.embeddings.shape[0]), self.embeddings @ vector
+        import torch
+
+        from ..engine.hardware import engine_threads
+
+        torch.set_num_threads(engine_threads())
+        approx = torch.mv(self._bf16, torch.from_numpy(vector).to(torch.bfloat16)).float().numpy()
+        kth = np.partition(approx, -k)[-k]
+        rows = np.flatnonzero(approx >= kth - _BF16_MARGIN)
+        return rows, self.embeddings[rows] @ vector
 
     @classmethod
     def from_documents(
@@ -150,6 +192,6 @@ class DenseRetriever:
                 f"query embedding has {vector.shape[0]} dimensions but the passages have {self.embeddings.shape[1]}: "
                 f"{self.embedder!r} is not the model the passages were embedded with"
             )
-        scores = self.embeddings @ vector
+        rows, scores = self.scores(vector, k)
         order = top_k(scores, k)
-        return hits_from_scores(self.documents, order, scores[order])
+        return hits_from_scores(self.documents, rows[order], scores[order])
