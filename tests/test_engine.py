@@ -173,3 +173,15 @@ def test_killed_export_leaves_no_loadable_file(model_dir, tmp_path, reference):
     engine.runner.path.write_bytes(b"corrupt")  # a damaged entry is exported again, not trusted
     again = EngineReranker(model_dir, backend="onnx-fp32")
     np.testing.assert_allclose(again.score(QUERIES[0], DOCS), reference[0], rtol=1e-4, atol=1e-5)
+
+
+def test_auto_falls_back_to_fp32_when_no_candidate_keeps_the_ranking(model_dir, monkeypatch, reference):
+    from rerankit.engine import auto
+
+    monkeypatch.delenv("RERANKIT_BACKEND", raising=False)
+    monkeypatch.setattr(auto, "keeps_ranking", lambda reference, candidate, **kw: False)
+    engine = EngineReranker(model_dir, backend="auto")
+    assert engine.backend == "torch-fp32" and engine.auto_report["chosen"] == "torch-fp32"
+    assert all(v is False or str(v).startswith("failed") for v in engine.auto_report["tried"].values())
+    for query, scores in zip(QUERIES, reference):  # the fp32 reference, rebuilt after the in-place bf16 try
+        np.testing.assert_allclose(engine.score(query, DOCS), scores, rtol=1e-5, atol=1e-6)

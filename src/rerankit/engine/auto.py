@@ -104,7 +104,14 @@ def choose_backend(reranker: EngineReranker) -> tuple[str, Runner, dict]:
     tried: dict[str, bool | str] = {}
     for name in candidate_order():
         try:
-            runner = make_runner(info, name, threads, cache)
+            if name == "torch-bf16" and reference_runner is not None:
+                # cast the reference module in place rather than load a second copy of the weights
+                from .torch_backend import TorchRunner
+
+                runner = TorchRunner(info, "bf16", threads, module=reference_runner.module)
+                reference_runner = reranker.runner = None
+            else:
+                runner = make_runner(info, name, threads, cache)
         except Exception as exc:  # an export that fails on this model: skip the backend
             tried[name] = f"failed: {type(exc).__name__}: {exc}"
             continue
@@ -112,4 +119,6 @@ def choose_backend(reranker: EngineReranker) -> tuple[str, Runner, dict]:
         tried[name] = ok
         if ok:
             return name, runner, {"tried": tried, "chosen": name}
+    if reference_runner is None:
+        reference_runner = make_runner(info, "torch-fp32", threads, cache)
     return "torch-fp32", reference_runner, {"tried": tried, "chosen": "torch-fp32"}

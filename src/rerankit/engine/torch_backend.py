@@ -28,7 +28,7 @@ class TorchRunner:
         self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
         if self.dtype is not torch.float32:
             self.module = self.module.to(self.dtype)
-            if info.kind == "encoder" and module is None:
+            if info.kind == "encoder":
                 from .fused_encoder import fused_encoder_for
 
                 self.module = fused_encoder_for(self.module) or self.module
