@@ -6,6 +6,10 @@ and the best checkpoint published atomically as a Hugging Face folder that ``loa
 With ``bi_encoder_prior > 0`` the loss scores each pair as ``ce + prior * cosine`` where the cosine
 comes from a frozen bi-encoder: the cross-encoder then learns what the bi-encoder misses, and the
 two are fused at inference (see ``rerankers/fused.py``).
+
+With ``distill_weight > 0`` the loss adds ``distill_weight * KL(teacher || student)`` over each
+group, the teacher being the softmax of the frozen bi-encoder's cosines divided by
+``distill_temperature``: the cross-encoder also learns the bi-encoder's ordering of the negatives.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class TrainConfig:
     eval_every: int = 200
     patience: int = 4
     bi_encoder_prior: float = 0.0
+    distill_weight: float = 0.0
+    distill_temperature: float = 0.05
     bi_encoder: str = "all-MiniLM-L6-v2"
     prior_cache: str | None = None
     seed: int = 0
@@ -161,13 +167,16 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
     if config.threads:
         torch.set_num_threads(config.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from ..encoders import quiet_hf_logging
+
+    quiet_hf_logging()  # the new classification head is expected; no load report
     source = _resolve_base(config.base_model)
     tokenizer = AutoTokenizer.from_pretrained(source)
     # eager attention: on CPU its backward is faster than the fused SDPA kernel's for these short sequences
     model = AutoModelForSequenceClassification.from_pretrained(
         source, num_labels=1, attn_implementation="eager" if device.type == "cpu" else "sdpa").to(device)
     prior = None
-    if config.bi_encoder_prior:
+    if config.bi_encoder_prior or config.distill_weight:
         texts = [t for g in usable for t in (g.query, *g.positives, *g.negatives)]
         prior = _Prior(config.bi_encoder, texts, config.prior_cache)
 
@@ -198,7 +207,7 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
                 out.append(model(**enc).logits[:, 0].float().cpu().numpy())
         model.train()
         scores = np.concatenate(out) if out else np.zeros(0, np.float32)
-        if prior is not None:
+        if prior is not None and config.bi_encoder_prior:
             scores = scores + config.bi_encoder_prior * prior_cosines(query, texts)
         return scores
 
@@ -255,11 +264,17 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
                             padding=True, return_tensors="pt").to(device)
             with torch.autocast(**autocast):
                 logits = model(**enc).logits.view(len(batch), config.group_size).float()
+            cos = None
             if prior is not None:
-                cos = np.stack([prior.cosines(g.query, passages[i * config.group_size:(i + 1) * config.group_size])
-                                for i, g in enumerate(batch)])
-                logits = logits + config.bi_encoder_prior * torch.from_numpy(cos).to(device)
-            loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long, device=device))
+                cos = torch.from_numpy(np.stack([
+                    prior.cosines(g.query, passages[i * config.group_size:(i + 1) * config.group_size])
+                    for i, g in enumerate(batch)])).float().to(device)
+            student = logits if cos is None else logits + config.bi_encoder_prior * cos
+            loss = torch.nn.functional.cross_entropy(student, torch.zeros(len(batch), dtype=torch.long, device=device))
+            if config.distill_weight and cos is not None:
+                teacher = torch.softmax(cos / config.distill_temperature, dim=1)
+                loss = loss + config.distill_weight * torch.nn.functional.kl_div(
+                    torch.log_softmax(logits, dim=1), teacher, reduction="batchmean")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
