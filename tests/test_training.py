@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from rerankit import DataFormatError, load_reranker
@@ -123,3 +124,23 @@ def test_bm25_mining_tops_up_with_random_passages_when_few_match():
     mine_bm25_negatives(groups, ["volcano facts", "volcano tours", "cats", "dogs", "tea"], per_query=3)
     assert groups[0].negatives[0] == "volcano tours"
     assert len(groups[0].negatives) == 3 and len(set(groups[0].negatives)) == 3
+
+
+def test_group_loss_is_listwise_cross_entropy_plus_distillation():
+    import torch
+
+    from rerankit.training.trainer import TrainConfig, group_loss
+
+    logits = torch.zeros(2, 4, requires_grad=True)
+    cosines = torch.tensor([[0.9, 0.1, 0.5, 0.2], [0.8, 0.3, 0.2, 0.6]])
+    plain = group_loss(logits, cosines, TrainConfig())
+    assert plain.item() == pytest.approx(float(np.log(4)))  # uniform logits: -log(1/4)
+    loss = group_loss(logits, cosines, TrainConfig(distill_weight=1.0, distill_temperature=0.1))
+    teacher = torch.softmax(cosines / 0.1, dim=1)
+    expected_kl = float((teacher * (teacher.log() - np.log(0.25))).sum(1).mean())
+    assert loss.item() == pytest.approx(float(np.log(4)) + expected_kl, rel=1e-5)
+    loss.backward()
+    # descending the gradient raises the negatives the teacher prefers: column 2 over column 1 in row 0
+    assert -logits.grad[0, 2] > -logits.grad[0, 1] and -logits.grad[1, 3] > -logits.grad[1, 2]
+    with_prior = group_loss(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), TrainConfig(bi_encoder_prior=2.0))
+    assert with_prior.item() == pytest.approx(float(np.log(1 + np.exp(-2.0))), rel=1e-5)

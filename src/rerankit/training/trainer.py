@@ -93,6 +93,24 @@ def group_mrr_evaluator(dev: Sequence[TrainingGroup]) -> DevEvaluator:
     return evaluate
 
 
+def group_loss(logits, cosines, config: TrainConfig):
+    """Listwise loss of ``[groups, group_size]`` logits whose column 0 is the positive.
+
+    Cross-entropy of the positive over each group (on ``logits + bi_encoder_prior * cosines`` when a
+    prior is set), plus ``distill_weight * KL(softmax(cosines / T) || softmax(logits))``.
+    """
+    import torch
+
+    student = logits if cosines is None or not config.bi_encoder_prior else logits + config.bi_encoder_prior * cosines
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    loss = torch.nn.functional.cross_entropy(student, target)
+    if config.distill_weight and cosines is not None:
+        teacher = torch.softmax(cosines / config.distill_temperature, dim=1)
+        loss = loss + config.distill_weight * torch.nn.functional.kl_div(
+            torch.log_softmax(logits, dim=1), teacher, reduction="batchmean")
+    return loss
+
+
 def _resolve_base(name: str) -> str:
     from ..encoders import resolve_bi_encoder
 
@@ -269,12 +287,7 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
                 cos = torch.from_numpy(np.stack([
                     prior.cosines(g.query, passages[i * config.group_size:(i + 1) * config.group_size])
                     for i, g in enumerate(batch)])).float().to(device)
-            student = logits if cos is None else logits + config.bi_encoder_prior * cos
-            loss = torch.nn.functional.cross_entropy(student, torch.zeros(len(batch), dtype=torch.long, device=device))
-            if config.distill_weight and cos is not None:
-                teacher = torch.softmax(cos / config.distill_temperature, dim=1)
-                loss = loss + config.distill_weight * torch.nn.functional.kl_div(
-                    torch.log_softmax(logits, dim=1), teacher, reduction="batchmean")
+            loss = group_loss(logits, cos, config)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
