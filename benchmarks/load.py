@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -215,8 +214,9 @@ def main() -> None:
             cells.append(f"**{ratio:.2f}x**")
         print(f"| {clients} | " + " | ".join(cells) + " |")
     if args.out:
-        args.out.write_text(json.dumps({"docs_per_request": args.docs, "duration_s": args.duration,
-                                        "results": results}, indent=2))
+        from rerankit.io import atomic_write_json
+
+        atomic_write_json(args.out, {"docs_per_request": args.docs, "duration_s": args.duration, "results": results})
     shutil.rmtree(scratch, ignore_errors=True)
 
 

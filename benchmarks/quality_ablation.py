@@ -40,6 +40,7 @@ class Row:
     idea: str
     baseline: str | None = None  # the row this one changes (the verdict compares DL21 with it)
     spec: str | None = None  # measure this reranker as it is ...
+    ce_alone: bool = False  # ... (a model folder: its cross-encoder without the fusion)
     recipe: dict = field(default_factory=dict)  # ... or train default.json with these changes
     train_overrides: dict = field(default_factory=dict)
     long_of: tuple[str, ...] = ()  # take the training changes of whichever of these rows is best on DL21
@@ -51,7 +52,7 @@ def rows(minutes: float, long_minutes: float) -> list[Row]:
     return [
         Row("bm25", "BM25 top 100, no reranking", spec=None),
         Row("bi-encoder", "all-MiniLM-L6-v2 cosine reranks the BM25 top 100", spec="bi-encoder"),
-        Row("shipped-ce-alone", "the shipped cross-encoder alone (no fusion)", spec=f"{shipped}#ce"),
+        Row("shipped-ce-alone", "the shipped cross-encoder alone (no fusion)", spec=shipped, ce_alone=True),
         Row("shipped", "the shipped default (cross-encoder fused with the bi-encoder)", "bi-encoder", spec="default"),
         Row("listwise", "plain listwise cross-encoder (no bi-encoder prior), then fused", "bi-encoder",
             train_overrides={**budget, "bi_encoder_prior": 0.0}),
@@ -66,13 +67,14 @@ def rows(minutes: float, long_minutes: float) -> list[Row]:
     ]
 
 
-def measure(spec: str | None, data: Path) -> dict[str, float]:
-    """nDCG@10 of ``spec`` (None: BM25 as it is) over the BM25 top 100 of DL21 and DL19."""
+def measure(spec: str | None, data: Path, ce_alone: bool = False) -> dict[str, float]:
+    """nDCG@10 of ``spec`` (None: BM25 as it is; ``ce_alone``: the folder's cross-encoder only) over
+    the BM25 top 100 of DL21 and DL19."""
     reranker = None
-    if spec is not None and spec.endswith("#ce"):
+    if spec is not None and ce_alone:
         from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 
-        reranker = CrossEncoderReranker(spec[: -len("#ce")], activation="none")
+        reranker = CrossEncoderReranker(spec, activation="none")
     elif spec is not None:
         reranker = load_reranker(spec)
     out = {}
@@ -170,7 +172,7 @@ def main() -> None:
             spec = str(train(row, args.data, args.work))
             summary = json.loads((Path(spec) / "recipe_summary.json").read_text())
             results_note["ce_dl21"] = summary["dev_ndcg10_by_ratio"]["0.0"]  # the cross-encoder alone
-        results[row.name] = {**measure(spec, args.data), **results_note,
+        results[row.name] = {**measure(spec, args.data, row.ce_alone), **results_note,
                              "minutes": round((time.perf_counter() - started) / 60, 1)}
         print(f"{row.name}: DL21 {results[row.name]['dl21']:.4f}  DL19 {results[row.name]['dl19']:.4f}", flush=True)
         atomic_write_json(cache, results)
