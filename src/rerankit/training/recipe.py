@@ -7,7 +7,10 @@ is reported as an evaluation (TREC DL21 for the default; DL19 is kept for report
 
 Two optional stages around the first:
 
-- ``"start_model"`` (a folder or a base encoder name) skips the first stage and starts from it.
+- ``"start_model"`` (a folder, a base encoder name, or another recipe file, which is run first and
+  whose model is used) is where training starts: with ``sources`` the first stage trains on from
+  it, without them the stage is skipped. Two stages can so chain: the shipped default is the
+  SQuAD/WikiQA/SciFact recipe, then distillation from a larger teacher on unlabelled in-domain queries.
 - ``"finetune"`` then fine-tunes on the development collection's own graded judgments
   (``training.judged``): k folds of its queries choose the number of steps by held-out nDCG@10, a
   last run on every query trains the model for that many steps, and the fusion weights are fitted
@@ -31,7 +34,7 @@ from ..io import atomic_write_json, publish_directory
 from .data import TrainingGroup, write_training_jsonl
 from .fusion import DevPairs, fit_fusion, ndcg10
 from .judged import JudgedCollection, kfold_finetune
-from .sources import scifact_groups, squad_groups, wikiqa_groups
+from .sources import scifact_groups, squad_groups, unlabelled_groups, wikiqa_groups
 from .trainer import ScorePairs, TrainConfig, train_cross_encoder
 
 log = logging.getLogger(__name__)
@@ -73,7 +76,11 @@ def build_groups(recipe: dict, data_root: Path) -> list[TrainingGroup]:
         groups += scifact_groups(data_root / "train-scifact" / "pairs.jsonl",
                                  data_root / "scifact" / "corpus.jsonl", negatives, seed)[
             : sources["scifact"].get("max_queries")]
-    unknown = set(sources) - {"squad", "wikiqa", "scifact"}
+    if "unlabelled" in sources:  # e.g. MS MARCO dev queries over a passage pool, for a teacher to label
+        spec = sources["unlabelled"]
+        groups += unlabelled_groups(data_root / spec["queries"], data_root / spec["corpus"], spec.get("max_queries"),
+                                    spec.get("pool", 15), seed)
+    unknown = set(sources) - {"squad", "wikiqa", "scifact", "unlabelled"}
     if unknown:
         raise InvalidInputError(f"unknown recipe sources: {sorted(unknown)}")
     return groups
@@ -160,11 +167,20 @@ def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Pat
     config = TrainConfig(**recipe.get("train", {}))
     summary: dict = {"recipe": str(recipe_path), "dev_collection": dev_cfg["collection"]}
     if recipe.get("start_model"):
+        from dataclasses import replace
+
         from ..encoders import resolve_bi_encoder
 
-        model_dir = Path(resolve_bi_encoder(recipe["start_model"]))
-        summary["start_model"] = recipe["start_model"]
-    else:
+        start = str(recipe["start_model"])
+        if start.endswith(".json"):  # an earlier stage's recipe: run it first
+            stage_recipe = recipe_path.parent / start
+            model_dir = output.with_name(output.name + ".stage-" + Path(start).stem)
+            summary["start_stage"] = run_recipe(stage_recipe, model_dir, data_root, progress)
+        else:
+            model_dir = Path(resolve_bi_encoder(start))
+        summary["start_model"] = start
+        config = replace(config, base_model=str(model_dir))  # sources, if any, train on from there
+    if recipe.get("sources"):
         groups = build_groups(recipe, root)
         log.info("training groups: %d", len(groups))
         if recipe.get("save_training_data"):

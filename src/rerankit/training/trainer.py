@@ -10,6 +10,11 @@ two are fused at inference (see ``rerankers/fused.py``).
 With ``distill_weight > 0`` the loss adds ``distill_weight * KL(teacher || student)`` over each
 group, the teacher being the softmax of the frozen bi-encoder's cosines divided by
 ``distill_temperature``: the cross-encoder also learns the bi-encoder's ordering of the negatives.
+
+With ``teacher`` set (a larger sentence-transformers model, e.g. all-mpnet-base-v2), the
+distillation target is the teacher's cosines instead, matched by the student's *fused* score
+(``ce + prior * cosine``), and groups that have no positive (unlabelled query pools) get the
+teacher's best passage as a pseudo-positive (``pseudo_label``).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class TrainConfig:
     distill_weight: float = 0.0
     distill_temperature: float = 0.05
     bi_encoder: str = "all-MiniLM-L6-v2"
+    teacher: str | None = None  # distillation target (default: the bi-encoder's own cosines)
     prior_cache: str | None = None
     seed: int = 0
     threads: int | None = None
@@ -93,22 +99,42 @@ def group_mrr_evaluator(dev: Sequence[TrainingGroup]) -> DevEvaluator:
     return evaluate
 
 
-def group_loss(logits, cosines, config: TrainConfig):
+def group_loss(logits, cosines, config: TrainConfig, teacher_cosines=None):
     """Listwise loss of ``[groups, group_size]`` logits whose column 0 is the positive.
 
     Cross-entropy of the positive over each group (on ``logits + bi_encoder_prior * cosines`` when a
-    prior is set), plus ``distill_weight * KL(softmax(cosines / T) || softmax(logits))``.
+    prior is set), plus ``distill_weight * KL(softmax(cosines / T) || softmax(logits))``; with
+    ``teacher_cosines``, ``distill_weight * KL(softmax(teacher_cosines / T) || softmax(student))``
+    where ``student`` is the (fused) score the cross-entropy reads.
     """
     import torch
 
     student = logits if cosines is None or not config.bi_encoder_prior else logits + config.bi_encoder_prior * cosines
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
     loss = torch.nn.functional.cross_entropy(student, target)
-    if config.distill_weight and cosines is not None:
+    if config.distill_weight and teacher_cosines is not None:
+        teacher = torch.softmax(teacher_cosines / config.distill_temperature, dim=1)
+        loss = loss + config.distill_weight * torch.nn.functional.kl_div(
+            torch.log_softmax(student, dim=1), teacher, reduction="batchmean")
+    elif config.distill_weight and cosines is not None:
         teacher = torch.softmax(cosines / config.distill_temperature, dim=1)
         loss = loss + config.distill_weight * torch.nn.functional.kl_div(
             torch.log_softmax(logits, dim=1), teacher, reduction="batchmean")
     return loss
+
+
+def pseudo_label(groups: Sequence[TrainingGroup], score: Callable[[str, list[str]], np.ndarray]) -> list[TrainingGroup]:
+    """Groups without a positive get the best-scored of their passages as one (the rest stay negatives)."""
+    labelled = []
+    for g in groups:
+        if g.positives or len(g.negatives) < 2:
+            labelled.append(g)
+            continue
+        scores = score(g.query, g.negatives)
+        best = int(np.argmax(scores))
+        labelled.append(TrainingGroup(g.query, [g.negatives[best]], g.negatives[:best] + g.negatives[best + 1:],
+                                      g.source + "+pseudo" if g.source else "pseudo"))
+    return labelled
 
 
 def _resolve_base(name: str) -> str:
@@ -175,6 +201,11 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     config = config or TrainConfig()
+    teacher = None
+    if config.teacher and config.distill_weight:
+        teacher = _Prior(config.teacher, [t for g in groups for t in (g.query, *g.positives, *g.negatives)],
+                         config.prior_cache)
+        groups = pseudo_label(groups, teacher.cosines)
     usable = [g for g in groups if g.positives and g.negatives]
     if not usable:
         raise InvalidInputError("no training group has both a positive and a negative")
@@ -192,7 +223,8 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
     tokenizer = AutoTokenizer.from_pretrained(source)
     # eager attention: on CPU its backward is faster than the fused SDPA kernel's for these short sequences
     model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=1, attn_implementation="eager" if device.type == "cpu" else "sdpa").to(device)
+        source, num_labels=1, dtype=torch.float32,  # fp32 master weights, even from a half-precision folder
+        attn_implementation="eager" if device.type == "cpu" else "sdpa").to(device)
     prior = None
     if config.bi_encoder_prior or config.distill_weight:
         texts = [t for g in usable for t in (g.query, *g.positives, *g.negatives)]
@@ -287,7 +319,12 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
                 cos = torch.from_numpy(np.stack([
                     prior.cosines(g.query, passages[i * config.group_size:(i + 1) * config.group_size])
                     for i, g in enumerate(batch)])).float().to(device)
-            loss = group_loss(logits, cos, config)
+            teacher_cos = None
+            if teacher is not None:
+                teacher_cos = torch.from_numpy(np.stack([
+                    teacher.cosines(g.query, passages[i * config.group_size:(i + 1) * config.group_size])
+                    for i, g in enumerate(batch)])).float().to(device)
+            loss = group_loss(logits, cos, config, teacher_cos)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
