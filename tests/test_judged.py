@@ -96,3 +96,23 @@ def test_recipe_with_start_model_and_finetune_writes_a_fused_model(tmp_path, tin
     reranker = load_reranker(str(tmp_path / "model"))
     scores = reranker.score("what is a volcano", ["All about the volcano.", "taxes"])
     assert scores.shape == (2,) and ((0 <= scores) & (scores <= 1)).all()
+
+
+def test_out_of_fold_pairs_take_the_prior_out_of_the_held_out_scores(tmp_path):
+    from rerankit.encoders import embed
+    from rerankit.training.judged import KFoldResult
+    from rerankit.training.recipe import out_of_fold_pairs
+
+    collection = JudgedCollection.read(make_collection(tmp_path / "judged"))
+    doc_ids = {"q0": ["q0-best", "q0-none"], "q1": ["q1-some", "q1-best"]}
+    logits = {"q0": np.array([2.0, -1.0]), "q1": np.array([0.5, 0.25])}
+    cosines = {q: embed([collection.queries[q], *[collection.texts[d] for d in ids]])[1:]
+               @ embed([collection.queries[q]])[0] for q, ids in doc_ids.items()}
+    held_out = {q: logits[q] + 20.0 * cosines[q] for q in doc_ids}  # what the trainer's scorer returns
+    result = KFoldResult(50, {0: 0.1, 50: 0.2}, held_out, doc_ids, [["q0"], ["q1"]])
+    pairs = out_of_fold_pairs(result, collection, TrainConfig(bi_encoder_prior=20.0))
+    assert pairs.qids == ["q0", "q1"] and pairs.doc_ids == [doc_ids["q0"], doc_ids["q1"]]
+    for got, q in zip(pairs.ce, pairs.qids):
+        np.testing.assert_allclose(got, logits[q], atol=1e-4)
+    for got, q in zip(pairs.cos, pairs.qids):
+        np.testing.assert_allclose(got, cosines[q], atol=1e-5)

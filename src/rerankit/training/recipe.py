@@ -33,7 +33,7 @@ from ..evaluation.metrics import trec_order
 from ..io import atomic_write_json, publish_directory
 from .data import TrainingGroup, write_training_jsonl
 from .fusion import DevPairs, fit_fusion, ndcg10
-from .judged import JudgedCollection, kfold_finetune
+from .judged import JudgedCollection, KFoldResult, kfold_finetune
 from .sources import scifact_groups, squad_groups, unlabelled_groups, wikiqa_groups
 from .trainer import ScorePairs, TrainConfig, train_cross_encoder
 
@@ -120,8 +120,6 @@ def _finetune_stage(recipe: dict, root: Path, start: Path, output: Path, base_co
     import tempfile
     from dataclasses import asdict, replace
 
-    from ..encoders import embed
-
     spec = recipe["finetune"]
     collection = JudgedCollection.read(root / spec.get("collection", recipe["dev"]["collection"]),
                                        spec.get("runs", ["runs/bm25.top100.trec"]))
@@ -141,13 +139,24 @@ def _finetune_stage(recipe: dict, root: Path, start: Path, output: Path, base_co
         return start, None, summary
     groups = collection.groups(collection.qids())
     final = train_cross_encoder(groups, output, replace(config, max_steps=result.best_step), None, progress=progress)
+    return final.output, out_of_fold_pairs(result, collection, config), summary
+
+
+def out_of_fold_pairs(result: KFoldResult, collection: JudgedCollection, config: TrainConfig) -> DevPairs:
+    """The held-out scores as fusion inputs: cross-encoder logits and bi-encoder cosines.
+
+    The held-out scores are the training objective, ``logit + bi_encoder_prior * cosine``; the fusion
+    (and the fused reranker at inference) reads the logit alone, so the prior is taken out again.
+    """
+    from ..encoders import embed
+
     qids = sorted(result.out_of_fold)
     cosines = []
     for q in qids:
-        vectors = embed([collection.queries[q], *[collection.texts[d] for d in result.doc_ids[q]]])
+        vectors = embed([collection.queries[q], *[collection.texts[d] for d in result.doc_ids[q]]], config.bi_encoder)
         cosines.append(vectors[1:] @ vectors[0])
-    pairs = DevPairs(qids, [result.doc_ids[q] for q in qids], [result.out_of_fold[q] for q in qids], cosines)
-    return final.output, pairs, summary
+    logits = [result.out_of_fold[q] - config.bi_encoder_prior * cos for q, cos in zip(qids, cosines)]
+    return DevPairs(qids, [result.doc_ids[q] for q in qids], logits, cosines)
 
 
 def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Path | None = None,
