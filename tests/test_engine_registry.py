@@ -52,6 +52,25 @@ def test_engine_spec_on_a_fused_folder_keeps_the_fusion(model_dir, tmp_path):
     np.testing.assert_allclose(fast.score(QUERIES[0], DOCS), plain.score(QUERIES[0], DOCS), rtol=1e-4, atol=1e-5)
 
 
+def test_fusion_without_cross_encoder_weight_skips_the_cross_encoder(model_dir, tmp_path, monkeypatch):
+    from rerankit.encoders import embed
+
+    folder = Path(shutil.copytree(model_dir, tmp_path / "fused"))
+    (folder / FUSION_FILE).write_text(json.dumps({"format": FUSION_FORMAT, "cross_encoder_weight": 0.0,
+                                                  "bi_encoder_weight": 8.0, "bias": -4.0}))
+    reranker = load_reranker(str(folder), backend="torch")
+
+    def no_pairs(*args, **kwargs):
+        raise AssertionError("the cross-encoder ran although its weight is 0")
+
+    monkeypatch.setattr(reranker.cross_encoder, "_score", no_pairs)
+    monkeypatch.setattr(reranker.cross_encoder, "score_many", no_pairs)
+    vectors = embed([QUERIES[0], *DOCS])
+    expected = 1 / (1 + np.exp(-(8.0 * (vectors[1:] @ vectors[0]) - 4.0)))
+    np.testing.assert_allclose(reranker.score(QUERIES[0], DOCS), expected, rtol=1e-5)
+    np.testing.assert_allclose(reranker.score_many([QUERIES[0]], [DOCS])[0], expected, rtol=1e-5)
+
+
 @pytest.mark.parametrize("backend", ["torch", "torch-fp32", ONNX])
 def test_score_many_equals_score_per_query(model_dir, tmp_path, backend):
     folder = Path(shutil.copytree(model_dir, tmp_path / "fused"))

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..io import file_mode_for
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 TEST_HOOK_ENV = "RERANKIT_EXPORT_TEST_HOOK"
 
@@ -71,7 +73,7 @@ def write_atomically(target: Path, produce: Callable[[Path], None]) -> Path:
     tmp = Path(name)
     try:
         produce(tmp)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, file_mode_for(target))
         with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
         _test_hook(tmp)

@@ -70,7 +70,10 @@ class FusedReranker(Reranker):
 
     def components(self, query: str, documents: Sequence[Document]) -> tuple[np.ndarray, np.ndarray]:
         """The cross-encoder logits and bi-encoder cosines that the fused score combines."""
-        logits = self.cross_encoder._score(query, documents)
+        if not self.weights.cross_encoder_weight:  # the dev set chose the bi-encoder alone: skip the pairs
+            logits = np.zeros(len(documents), dtype=np.float32)
+        else:
+            logits = self.cross_encoder._score(query, documents)
         if not self.weights.bi_encoder_weight:
             return logits, np.zeros_like(logits)
         vectors = embed([query, *[d.full_text for d in documents]], self.weights.bi_encoder)
@@ -88,7 +91,10 @@ class FusedReranker(Reranker):
             raise InvalidInputError(f"{len(queries)} queries but {len(candidate_lists)} candidate lists")
         queries = [normalize_query(q) for q in queries]
         texts = [[d.full_text for d in normalize_documents(c)] for c in candidate_lists]
-        logits = self.cross_encoder.score_many(queries, texts)
+        if not self.weights.cross_encoder_weight:
+            logits = [np.zeros(len(ts), dtype=np.float32) for ts in texts]
+        else:
+            logits = self.cross_encoder.score_many(queries, texts)
         if not self.weights.bi_encoder_weight:
             return [self.weights.combine(lg, np.zeros_like(lg)).astype(np.float32) for lg in logits]
         vectors = embed([*queries, *[t for ts in texts for t in ts]], self.weights.bi_encoder)

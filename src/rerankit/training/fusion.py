@@ -6,6 +6,7 @@ are then fitted by logistic regression on the dev judgments, so the fused score 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,7 +16,9 @@ from ..datasets import Qrels
 from ..encoders import DEFAULT_BI_ENCODER
 from ..rerankers.fused import FusionWeights
 
-RATIOS: tuple[float, ...] = (0.0, 0.5, 1, 2, 4, 8, 16, 32, 64)
+# cosine/logit weight ratios tried; infinity is the bi-encoder alone (cross-encoder weight 0), so a
+# fused model never ranks the dev set worse than its own bi-encoder half
+RATIOS: tuple[float, ...] = (0.0, 0.5, 1, 2, 4, 8, 16, 32, 64, math.inf)
 
 
 @dataclass
@@ -49,16 +52,22 @@ def _logistic_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def fit_fusion(pairs: DevPairs, qrels: Qrels, relevant_grade: int = 2, bi_encoder: str = DEFAULT_BI_ENCODER,
                max_length: int | None = None) -> tuple[FusionWeights, dict[float, float]]:
-    """Best cosine/logit ratio by dev nDCG@10, then calibration. Returns weights and the ratio table."""
-    table = {}
-    for ratio in RATIOS:
-        table[ratio] = ndcg10(pairs, [ce + ratio * cos for ce, cos in zip(pairs.ce, pairs.cos)], qrels)
-    best = max(table, key=lambda r: (table[r], -r))
-    x = np.concatenate([ce + best * cos for ce, cos in zip(pairs.ce, pairs.cos)])
+    """Best cosine/logit ratio by dev nDCG@10, then calibration. Returns weights and the ratio table.
+
+    The table's ``inf`` entry is the bi-encoder alone; where it wins, the cross-encoder weight is 0.
+    """
+
+    def mixed(ratio: float) -> list[np.ndarray]:
+        return list(pairs.cos) if math.isinf(ratio) else [ce + ratio * cos for ce, cos in zip(pairs.ce, pairs.cos)]
+
+    table = {ratio: ndcg10(pairs, mixed(ratio), qrels) for ratio in RATIOS}
+    best = max(table, key=lambda r: (table[r], -r))  # a tie goes to the smaller ratio (more cross-encoder)
+    x = np.concatenate(mixed(best))
     y = np.concatenate([
         np.array([1.0 if qrels.get(q, {}).get(d, 0) >= relevant_grade else 0.0 for d in ids])
         for q, ids in zip(pairs.qids, pairs.doc_ids)
     ])
     scale, bias = _logistic_fit(x, y)
-    return FusionWeights(cross_encoder_weight=scale, bi_encoder_weight=scale * best, bias=bias,
+    ce_weight, bi_weight = (0.0, scale) if math.isinf(best) else (scale, scale * best)
+    return FusionWeights(cross_encoder_weight=ce_weight, bi_encoder_weight=bi_weight, bias=bias,
                          bi_encoder=bi_encoder, max_length=max_length), table

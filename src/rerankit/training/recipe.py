@@ -9,8 +9,8 @@ Two optional stages around the first:
 
 - ``"start_model"`` (a folder, a base encoder name, or another recipe file, which is run first and
   whose model is used) is where training starts: with ``sources`` the first stage trains on from
-  it, without them the stage is skipped. Two stages can so chain: the shipped default is the
-  SQuAD/WikiQA/SciFact recipe, then distillation from a larger teacher on unlabelled in-domain queries.
+  it, without them the stage is skipped. Two stages can so chain: ``recipes/distill-mpnet.json``
+  runs the default's SQuAD/WikiQA/SciFact recipe, then distils a larger teacher on unlabelled queries.
 - ``"finetune"`` then fine-tunes on the development collection's own graded judgments
   (``training.judged``): k folds of its queries choose the number of steps by held-out nDCG@10, a
   last run on every query trains the model for that many steps, and the fusion weights are fitted
@@ -23,11 +23,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from ..datasets import read_corpus_jsonl, read_qrels, read_queries_jsonl, read_trec_run
+from ..encoders import DEFAULT_BI_ENCODER
 from ..errors import DataFormatError, InvalidInputError
 from ..evaluation.metrics import trec_order
 from ..io import atomic_write_json, publish_directory
@@ -38,6 +40,8 @@ from .sources import scifact_groups, squad_groups, unlabelled_groups, wikiqa_gro
 from .trainer import ScorePairs, TrainConfig, train_cross_encoder
 
 log = logging.getLogger(__name__)
+
+_SOURCES = {"squad", "wikiqa", "scifact", "unlabelled"}  # the training sources a recipe may name
 
 
 class TrecDevSet:
@@ -80,14 +84,15 @@ def build_groups(recipe: dict, data_root: Path) -> list[TrainingGroup]:
         spec = sources["unlabelled"]
         groups += unlabelled_groups(data_root / spec["queries"], data_root / spec["corpus"], spec.get("max_queries"),
                                     spec.get("pool", 15), seed)
-    unknown = set(sources) - {"squad", "wikiqa", "scifact", "unlabelled"}
+    unknown = set(sources) - _SOURCES
     if unknown:
         raise InvalidInputError(f"unknown recipe sources: {sorted(unknown)}")
     return groups
 
 
-def collect_dev_pairs(model_dir: Path, dev: TrecDevSet, max_length: int | None = None) -> DevPairs:
-    """Cross-encoder logits and bi-encoder cosines of every dev candidate."""
+def collect_dev_pairs(model_dir: Path, dev: TrecDevSet, max_length: int | None = None,
+                      bi_encoder: str = DEFAULT_BI_ENCODER) -> DevPairs:
+    """Cross-encoder logits and ``bi_encoder`` cosines of every dev candidate."""
     from ..encoders import embed
     from ..rerankers.cross_encoder import CrossEncoderReranker
     from ..types import Document
@@ -96,7 +101,7 @@ def collect_dev_pairs(model_dir: Path, dev: TrecDevSet, max_length: int | None =
     logits, cosines = [], []
     for query, texts in zip(dev.queries, dev.texts):
         logits.append(ce._score(query, [Document(t) for t in texts]))
-        vectors = embed([query, *texts])
+        vectors = embed([query, *texts], bi_encoder)
         cosines.append(vectors[1:] @ vectors[0])
     return DevPairs(dev.qids, dev.doc_ids, logits, cosines)
 
@@ -159,17 +164,52 @@ def out_of_fold_pairs(result: KFoldResult, collection: JudgedCollection, config:
     return DevPairs(qids, [result.doc_ids[q] for q in qids], logits, cosines)
 
 
-def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Path | None = None,
-               progress: bool = True) -> dict:
-    """Build the data, train, fit the fusion on the dev collection, write the model folder."""
+def check_recipe(recipe_path: str | Path, data_root: str | Path | None = None) -> dict:
+    """Read a recipe and check it before any training: known keys, earlier stages, data files.
+
+    Raises ``DataFormatError`` (unreadable file, missing data) or ``InvalidInputError`` (unknown
+    source or training option), so that a typo fails in a second, not after an hour-long stage.
+    Returns the parsed recipe.
+    """
     recipe_path = Path(recipe_path)
     try:
         recipe = json.loads(recipe_path.read_text())
     except (OSError, ValueError) as exc:
         raise DataFormatError(f"cannot read recipe {recipe_path}: {exc}") from exc
+    if not isinstance(recipe, dict) or "dev" not in recipe:
+        raise DataFormatError(f"recipe {recipe_path} needs a \"dev\" collection")
+    options = {f.name for f in fields(TrainConfig)}
+    for section in (recipe.get("train") or {}, (recipe.get("finetune") or {}).get("train") or {}):
+        unknown_options = sorted(set(section) - options)
+        if unknown_options:
+            raise InvalidInputError(f"recipe {recipe_path}: unknown training options {unknown_options}")
+    unknown = set(recipe.get("sources") or {}) - _SOURCES
+    if unknown:
+        raise InvalidInputError(f"unknown recipe sources: {sorted(unknown)}")
+    start = str(recipe.get("start_model") or "")
+    if start.endswith(".json"):
+        check_recipe(recipe_path.parent / start, data_root)
     root = Path(data_root or recipe.get("data_root", "../shared/data"))
     if not root.is_dir():
         raise DataFormatError(f"data folder {root} not found (the recipe reads ../shared/data)")
+    needed = [root / recipe["dev"]["collection"]]
+    if recipe.get("finetune"):
+        needed.append(root / recipe["finetune"].get("collection", recipe["dev"]["collection"]))
+    unlabelled = (recipe.get("sources") or {}).get("unlabelled")
+    if unlabelled:
+        needed += [root / unlabelled["queries"], root / unlabelled["corpus"]]
+    missing = [str(path) for path in needed if not path.exists()]
+    if missing:
+        raise DataFormatError(f"recipe {recipe_path} reads {', '.join(missing)}, which do not exist")
+    return recipe
+
+
+def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Path | None = None,
+               progress: bool = True) -> dict:
+    """Build the data, train, fit the fusion on the dev collection, write the model folder."""
+    recipe_path = Path(recipe_path)
+    recipe = check_recipe(recipe_path, data_root)
+    root = Path(data_root or recipe.get("data_root", "../shared/data"))
     started = time.monotonic()
     output = Path(output)
     dev_cfg = recipe["dev"]
@@ -215,7 +255,7 @@ def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Pat
         store_half_precision(model_dir)
     fusion_dev = TrecDevSet(root / dev_cfg["collection"], depth=dev_cfg.get("fusion_depth", 100))
     if pairs is None:
-        pairs = collect_dev_pairs(model_dir, fusion_dev, config.max_length)
+        pairs = collect_dev_pairs(model_dir, fusion_dev, config.max_length, config.bi_encoder)
         summary["fusion_fitted_on"] = "the final model's scores on the development queries"
     else:
         summary["fusion_fitted_on"] = "out-of-fold scores (each query scored by a model that did not train on it)"
