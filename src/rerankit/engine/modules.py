@@ -69,11 +69,23 @@ def read_info(folder: str | Path, kind: ModelKind | Literal["auto"] = "auto",
     raise InvalidInputError(f"unknown model kind {kind!r}")
 
 
+def _from_pretrained(auto_class, folder: Path, attn: str):
+    """fp32 weights with ``attn`` attention, or eager where the architecture has no SDPA (MPNet, say)."""
+    import torch
+
+    try:
+        return auto_class.from_pretrained(folder, dtype=torch.float32, attn_implementation=attn)
+    except ValueError as exc:
+        if attn == "eager" or "does not support an attention implementation" not in str(exc):
+            raise
+        return auto_class.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager")
+
+
 def _encoder_module(folder: Path, attn: str):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32, attn_implementation=attn)
+    model = _from_pretrained(AutoModelForSequenceClassification, folder, attn)
 
     class EncoderScores(torch.nn.Module):
         def __init__(self) -> None:
@@ -93,7 +105,7 @@ def _yes_no_module(folder: Path, yes_id: int, no_id: int, attn: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation=attn)
+    model = _from_pretrained(AutoModelForCausalLM, folder, attn)
     head = model.get_output_embeddings()
     weight = head.weight.detach()[[no_id, yes_id]].clone()
     bias = head.bias.detach()[[no_id, yes_id]].clone() if getattr(head, "bias", None) is not None else None
