@@ -59,6 +59,8 @@ def test_a_valid_two_stage_recipe_passes(tmp_path):
     ({"sources": {"sqaud": {}}}, InvalidInputError, "sqaud"),
     ({"start_model": "missing-stage.json"}, DataFormatError, "missing-stage.json"),
     ({"dev": {"collection": "trec-dl99"}}, DataFormatError, "trec-dl99"),
+    ({"sources": ["squad"]}, DataFormatError, "sources"),
+    ({"train": [1, 2]}, DataFormatError, "train"),
     ({"sources": {"unlabelled": {"queries": "pool/nope.jsonl", "corpus": "pool/corpus.jsonl"}}},
      DataFormatError, "nope.jsonl"),
 ])
@@ -79,6 +81,7 @@ def test_unreadable_recipe_and_missing_data_folder(tmp_path):
     recipe = _write(tmp_path / "recipe.json", {"dev": {"collection": "dev"}})
     with pytest.raises(DataFormatError, match="data folder"):
         check_recipe(recipe, tmp_path / "no-such-folder")
-    _write(tmp_path / "nodev.json", {"sources": {"squad": {}}})
-    with pytest.raises(DataFormatError, match="dev"):
-        check_recipe(tmp_path / "nodev.json", tmp_path)
+    for broken in ({"sources": {"squad": {}}}, {"dev": "trec-dl21-passage"}, {"dev": {"depth": 30}}, []):
+        _write(tmp_path / "nodev.json", broken)
+        with pytest.raises(DataFormatError, match="dev"):
+            check_recipe(tmp_path / "nodev.json", tmp_path)

@@ -176,8 +176,11 @@ def check_recipe(recipe_path: str | Path, data_root: str | Path | None = None) -
         recipe = json.loads(recipe_path.read_text())
     except (OSError, ValueError) as exc:
         raise DataFormatError(f"cannot read recipe {recipe_path}: {exc}") from exc
-    if not isinstance(recipe, dict) or "dev" not in recipe:
-        raise DataFormatError(f"recipe {recipe_path} needs a \"dev\" collection")
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("dev"), dict) or "collection" not in recipe["dev"]:
+        raise DataFormatError(f"recipe {recipe_path} needs a \"dev\": {{\"collection\": ...}}")
+    for key in ("sources", "train", "finetune"):
+        if recipe.get(key) is not None and not isinstance(recipe[key], dict):
+            raise DataFormatError(f"recipe {recipe_path}: \"{key}\" must be a JSON object")
     options = {f.name for f in fields(TrainConfig)}
     for section in (recipe.get("train") or {}, (recipe.get("finetune") or {}).get("train") or {}):
         unknown_options = sorted(set(section) - options)
