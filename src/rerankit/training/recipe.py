@@ -84,10 +84,7 @@ def build_groups(recipe: dict, data_root: Path) -> list[TrainingGroup]:
         spec = sources["unlabelled"]
         groups += unlabelled_groups(data_root / spec["queries"], data_root / spec["corpus"], spec.get("max_queries"),
                                     spec.get("pool", 15), seed)
-    unknown = set(sources) - _SOURCES
-    if unknown:
-        raise InvalidInputError(f"unknown recipe sources: {sorted(unknown)}")
-    return groups
+    return groups  # check_recipe has refused any source outside _SOURCES
 
 
 def collect_dev_pairs(model_dir: Path, dev: TrecDevSet, max_length: int | None = None,
@@ -164,6 +161,11 @@ def out_of_fold_pairs(result: KFoldResult, collection: JudgedCollection, config:
     return DevPairs(qids, [result.doc_ids[q] for q in qids], logits, cosines)
 
 
+def _data_root(recipe: dict, data_root: str | Path | None) -> Path:
+    """The data folder: the caller's, else the recipe's ``data_root``, else ``../shared/data``."""
+    return Path(data_root or recipe.get("data_root", "../shared/data"))
+
+
 def check_recipe(recipe_path: str | Path, data_root: str | Path | None = None) -> dict:
     """Read a recipe and check it before any training: known keys, earlier stages, data files.
 
@@ -192,7 +194,7 @@ def check_recipe(recipe_path: str | Path, data_root: str | Path | None = None) -
     start = str(recipe.get("start_model") or "")
     if start.endswith(".json"):
         check_recipe(recipe_path.parent / start, data_root)
-    root = Path(data_root or recipe.get("data_root", "../shared/data"))
+    root = _data_root(recipe, data_root)
     if not root.is_dir():
         raise DataFormatError(f"data folder {root} not found (the recipe reads ../shared/data)")
     needed = [root / recipe["dev"]["collection"]]
@@ -212,7 +214,7 @@ def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Pat
     """Build the data, train, fit the fusion on the dev collection, write the model folder."""
     recipe_path = Path(recipe_path)
     recipe = check_recipe(recipe_path, data_root)
-    root = Path(data_root or recipe.get("data_root", "../shared/data"))
+    root = _data_root(recipe, data_root)
     started = time.monotonic()
     output = Path(output)
     dev_cfg = recipe["dev"]
