@@ -8,9 +8,11 @@ Same weights and the same arithmetic as the Hugging Face layers, with fewer pass
 - the matmuls run on the real tokens only, packed into ``[rows, hidden]`` with ``rows`` rounded up
   to a multiple of ``ROW_BUCKET`` (16 for small batches): padding costs no matmul work, and oneDNN sees few distinct
   shapes (it builds a kernel per shape, which costs more than the matmul the first time);
-- attention is ``scaled_dot_product_attention`` on the padded ``[batch, heads, length, dim]``
-  layout with an additive padding mask (plus, for MPNet, its relative-position bias, computed once
-  per batch by the model's own encoder and shared by every layer, as in Hugging Face).
+- attention runs on the packed rows through the AMX kernel of ``native_attention`` where the CPU
+  and a C compiler allow; otherwise it is ``scaled_dot_product_attention`` on the padded
+  ``[batch, heads, length, dim]`` layout with an additive padding mask. MPNet's relative-position
+  bias is computed once per batch by the model's own encoder and shared by every layer, as in
+  Hugging Face.
 
 Embeddings and the classification head are the model's own modules, so any head (BERT's pooler,
 RoBERTa's and ELECTRA's classifier) works unchanged. ``fused_encoder_for`` returns ``None`` for a
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from .native_attention import PackedAttention, packed_attention_kernel
 
 # (model_type, attribute of the base model inside *ForSequenceClassification)
 SUPPORTED = {"bert": "bert", "electra": "electra", "roberta": "roberta", "xlm-roberta": "roberta", "mpnet": "mpnet"}
@@ -48,23 +52,54 @@ class FusedLayer(torch.nn.Module):
         self.out = layer.output.dense
         self.out_norm = layer.output.LayerNorm
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor, gather: torch.Tensor, grid: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
-        """``x``: packed ``[rows_padded, hidden]``. ``rows``: the real rows' positions in the
-        ``[batch * length]`` grid; ``gather``: the same, extended to ``rows_padded`` (the extra rows
-        repeat a real one: their values are never read back). ``grid``: a zeroed ``[batch * length,
-        3 * hidden]`` buffer whose padding positions stay zero across layers."""
-        b, length = mask.shape[0], mask.shape[-1]
-        hidden, real = x.shape[1], rows.shape[0]
+    def forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
+        """``x``: packed ``[rows_padded, hidden]`` (see ``Packing``)."""
         qkv = torch.ops.mkldnn._linear_pointwise(x, self.qkv_weight, self.qkv_bias, "none", [], "")
-        grid[rows] = qkv[:real]
-        q, k, v = grid.view(b, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        packed = ctx.transpose(1, 2).reshape(b * length, hidden).index_select(0, gather)
+        packed = packing.attention(qkv, self.heads)
         x = self.att_norm(torch.ops.mkldnn._linear_pointwise.binary(
             packed, x, self.att_out.weight, self.att_out.bias, "add"))
         h = torch.ops.mkldnn._linear_pointwise(x, self.inter.weight, self.inter.bias, "gelu", [], "none")
         return self.out_norm(torch.ops.mkldnn._linear_pointwise.binary(h, x, self.out.weight, self.out.bias, "add"))
+
+
+class Packing:
+    """Where a batch's real tokens sit, and attention over them.
+
+    ``rows``: the real tokens' positions in the ``[batch * length]`` grid; ``gather``: the same,
+    extended to ``rows_padded`` (the extra rows repeat a real one: their values are never read
+    back). With the native kernel (``native_attention``), attention reads the packed QKV rows
+    directly (``offsets``: each sequence's first row). Otherwise they are scattered into a zeroed
+    ``[batch * length, 3 * hidden]`` grid (whose padding stays zero across layers) for SDPA with
+    an additive mask, and gathered back."""
+
+    def __init__(self, attention_mask: torch.Tensor, dtype: torch.dtype, bias: torch.Tensor | None,
+                 kernel: PackedAttention | None) -> None:
+        b, length = attention_mask.shape
+        self.batch, self.length, self.kernel = b, length, kernel
+        self.rows = attention_mask.reshape(-1).nonzero().squeeze(1)
+        real = self.rows.shape[0]
+        extra = -real % (SMALL_ROW_BUCKET if real <= ROW_BUCKET else ROW_BUCKET)
+        self.gather = torch.cat([self.rows, self.rows[:1].expand(extra)]) if extra else self.rows
+        if kernel is not None:  # MPNet's bias [1, heads, length, length] as the kernel reads it
+            self.bias = None if bias is None else bias[0].float().contiguous()
+            lengths = attention_mask.sum(1)
+            self.offsets = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
+        else:
+            self.grid: torch.Tensor | None = None
+            mask = ((1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min).to(dtype)
+            self.mask = mask if bias is None else mask + bias.to(dtype)
+
+    def attention(self, qkv: torch.Tensor, heads: int) -> torch.Tensor:
+        """Context ``[rows_padded, hidden]`` from the packed QKV projection ``[rows_padded, 3 * hidden]``."""
+        if self.kernel is not None:
+            return self.kernel(qkv, self.offsets, heads, self.length, self.bias)
+        if self.grid is None:
+            self.grid = qkv.new_zeros(self.batch * self.length, qkv.shape[1])
+        hidden = qkv.shape[1] // 3
+        self.grid[self.rows] = qkv[: self.rows.shape[0]]
+        q, k, v = self.grid.view(self.batch, self.length, 3, heads, hidden // heads).permute(2, 0, 3, 1, 4)
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask)
+        return ctx.transpose(1, 2).reshape(self.batch * self.length, hidden).index_select(0, self.gather)
 
 
 class FusedEncoder(torch.nn.Module):
@@ -78,6 +113,7 @@ class FusedEncoder(torch.nn.Module):
         self.layers = torch.nn.ModuleList(FusedLayer(layer, heads) for layer in base.encoder.layer)
         # MPNet adds a learned relative-position bias to every layer's attention scores
         self.relative = base.encoder if hasattr(base.encoder, "relative_attention_bias") else None
+        self.kernel = packed_attention_kernel() if dtype == torch.bfloat16 else None
 
     def forward(self, input_ids, attention_mask, token_type_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(hidden, rows)``: the real tokens' states ``[rows, hidden]`` (right padding assumed) and
@@ -89,17 +125,12 @@ class FusedEncoder(torch.nn.Module):
         x = self.embeddings(**kwargs)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
-        rows = attention_mask.reshape(-1).nonzero().squeeze(1)
-        extra = -rows.shape[0] % (SMALL_ROW_BUCKET if rows.shape[0] <= ROW_BUCKET else ROW_BUCKET)
-        gather = torch.cat([rows, rows[:1].expand(extra)]) if extra else rows
-        packed = x.reshape(b * length, -1).index_select(0, gather).to(self.dtype)
-        grid = packed.new_zeros(b * length, 3 * packed.shape[1])
-        mask = ((1.0 - attention_mask[:, None, None, :].to(self.dtype)) * torch.finfo(self.dtype).min).to(self.dtype)
-        if self.relative is not None:  # [1, heads, length, length], the same for every row
-            mask = mask + self.relative.compute_position_bias(x[:1]).to(self.dtype)
+        bias = self.relative.compute_position_bias(x[:1]) if self.relative is not None else None
+        packing = Packing(attention_mask, self.dtype, bias, self.kernel)
+        packed = x.reshape(b * length, -1).index_select(0, packing.gather).to(self.dtype)
         for layer in self.layers:
-            packed = layer(packed, rows, gather, grid, mask)
-        return packed[: rows.shape[0]], rows
+            packed = layer(packed, packing)
+        return packed[: packing.rows.shape[0]], packing.rows
 
 
 def _first_rows(attention_mask: torch.Tensor) -> torch.Tensor:

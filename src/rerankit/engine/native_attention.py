@@ -1,0 +1,158 @@
+"""Packed variable-length attention on AMX tiles: a small C kernel compiled once per machine.
+
+The fused bf16 layers spend most of their non-matmul time in attention: ATen's CPU flash kernel
+handles head dimension 32 at about a tenth of the matmul rate, and the packed rows must first be
+scattered into a padded ``[batch, heads, length, dim]`` grid and gathered back. The kernel in
+``kernels/packed_attention.c`` reads the packed ``[rows, 3 * hidden]`` QKV projection as it
+comes out of the matmul, scores each (sequence, head) with AMX-BF16 tiles (scores and softmax in
+fp32, probabilities rounded to bf16 for the value product, as the flash kernel does) and writes
+the packed ``[rows, hidden]`` context that the output projection reads. It needs:
+
+- a CPU with AMX-BF16 (``amx_bf16`` and ``amx_tile`` in ``/proc/cpuinfo``) and Linux;
+- a C compiler (``$CC``, else ``cc``) at first use. The shared library is built into
+  ``<rerankit cache>/kernels/`` under a name keyed by the source, flags and compiler, written
+  atomically, and reused by later processes;
+- ``RERANKIT_NATIVE_ATTENTION`` not set to ``0``.
+
+Anything missing (or a failed build, or a result that differs from a reference on a random
+self-test at load) makes ``packed_attention_kernel()`` return ``None``, and the layers keep
+``scaled_dot_product_attention``. The kernel runs in its own threads (``threads`` of them), so the
+AMX tile state of the calling thread (oneDNN's) is never touched.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .cache import cache_root, remove_stale_temporaries, write_atomically
+from .hardware import has_amx
+
+logger = logging.getLogger(__name__)
+
+FLAGS = ["-O3", "-fPIC", "-shared", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16",
+         "-mfma", "-mamx-tile", "-mamx-bf16", "-fopenmp"]
+DISABLE_ENV = "RERANKIT_NATIVE_ATTENTION"
+
+
+class PackedAttention:
+    """``ctx = kernel(qkv, offsets, heads, max_len)``: attention over packed rows (see the module docstring)."""
+
+    def __init__(self, library: ctypes.CDLL, path: Path) -> None:
+        self.path = path
+        self._run = library.rk_packed_attention
+        self._run.restype = ctypes.c_int
+        self._run.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6 + [ctypes.c_int]
+
+    def __call__(self, qkv: torch.Tensor, offsets: torch.Tensor, heads: int, max_len: int,
+                 bias: torch.Tensor | None = None, threads: int | None = None) -> torch.Tensor:
+        """``qkv``: bf16 ``[rows, 3 * hidden]`` (rows of sequence ``b`` from ``offsets[b]`` to
+        ``offsets[b + 1]``; rows past ``offsets[-1]`` are padding); ``offsets``: int64 ``[batch + 1]``;
+        ``bias``: optional fp32 ``[heads, max_len, max_len]`` added to the scaled scores (MPNet).
+        Returns bf16 ``[rows, hidden]``, padding rows zero."""
+        rows, width = qkv.shape
+        if qkv.dtype != torch.bfloat16 or width % 3 or qkv.stride(1) != 1:
+            raise ValueError("qkv must be a row-major bf16 [rows, 3 * hidden] tensor")
+        hidden = width // 3
+        offsets = offsets.to(torch.int64).contiguous()
+        out = torch.empty(rows, hidden, dtype=torch.bfloat16)
+        real = int(offsets[-1])
+        if real < rows:
+            out[real:].zero_()
+        if bias is not None:
+            bias = bias.to(torch.float32).contiguous()
+            if tuple(bias.shape) != (heads, max_len, max_len):
+                raise ValueError(f"bias must be [heads, max_len, max_len], got {tuple(bias.shape)}")
+        status = self._run(qkv.data_ptr(), out.data_ptr(), offsets.data_ptr(),
+                           bias.data_ptr() if bias is not None else 0, offsets.numel() - 1, heads,
+                           hidden // heads, qkv.stride(0), out.stride(0), max_len,
+                           threads or torch.get_num_threads())
+        if status != 0:
+            raise RuntimeError(f"packed attention kernel failed (status {status})")
+        return out
+
+
+def reference_attention(qkv: torch.Tensor, offsets: torch.Tensor, heads: int,
+                        bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The same attention in fp32 torch, one sequence at a time (for the self-test and the tests)."""
+    rows, width = qkv.shape
+    hidden = width // 3
+    dim = hidden // heads
+    out = torch.zeros(rows, hidden)
+    for b in range(offsets.numel() - 1):
+        start, end = int(offsets[b]), int(offsets[b + 1])
+        if end == start:
+            continue
+        q, k, v = qkv[start:end].float().view(end - start, 3, heads, dim).permute(1, 2, 0, 3)
+        scores = q @ k.transpose(-1, -2) / dim**0.5
+        if bias is not None:
+            scores = scores + bias[:, : end - start, : end - start].float()
+        out[start:end] = (scores.softmax(-1) @ v).transpose(0, 1).reshape(end - start, hidden)
+    return out
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+
+
+def _build(source: bytes, compiler: str) -> Path:
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    key = hashlib.sha256(source + " ".join(FLAGS).encode() + version.encode()).hexdigest()[:20]
+    folder = cache_root() / "kernels"
+    target = folder / f"packed_attention-{key}.so"
+    if target.is_file():
+        return target
+    remove_stale_temporaries(folder)
+
+    def compile_into(tmp: Path) -> None:
+        subprocess.run([compiler, "-x", "c", "-", *FLAGS, "-o", str(tmp), "-lm"],
+                       input=source, check=True, capture_output=True, timeout=120)
+
+    return write_atomically(target, compile_into)
+
+
+def _self_test(kernel: PackedAttention) -> bool:
+    generator = torch.Generator().manual_seed(0)
+    for heads, dim, lengths in ((2, 32, (37, 16, 1, 50)), (3, 16, (20, 33)), (1, 64, (70,))):
+        offsets = torch.tensor([0, *lengths]).cumsum(0)
+        rows = int(offsets[-1]) + 3
+        qkv = (torch.randn(rows, 3 * heads * dim, generator=generator) * 2).to(torch.bfloat16)
+        bias = torch.randn(heads, max(lengths), max(lengths), generator=generator) if dim == 16 else None
+        got = kernel(qkv, offsets, heads, max(lengths), bias).float()
+        want = reference_attention(qkv, offsets, heads, bias)
+        if not torch.allclose(got, want, atol=0.05, rtol=0.02) or got[int(offsets[-1]):].abs().sum() != 0:
+            return False
+    return True
+
+
+@functools.cache
+def packed_attention_kernel() -> PackedAttention | None:
+    """The compiled kernel, or ``None`` where it does not apply (see the module docstring)."""
+    if os.environ.get(DISABLE_ENV, "").strip() == "0" or not has_amx():
+        return None
+    compiler = _compiler()
+    if compiler is None:
+        return None
+    try:
+        source = resources.files("rerankit.engine").joinpath("kernels/packed_attention.c").read_bytes()
+        path = _build(source, compiler)
+        library = ctypes.CDLL(str(path))
+        if library.rk_amx_init() != 0:
+            return None
+        kernel = PackedAttention(library, path)
+        if not _self_test(kernel):
+            logger.warning("packed attention kernel %s failed its self-test; using SDPA", path)
+            return None
+        return kernel
+    except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+        logger.warning("packed attention kernel unavailable (%s); using SDPA", exc)
+        return None
