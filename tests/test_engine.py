@@ -19,7 +19,7 @@ from rerankit.engine.cache import TEST_HOOK_ENV, model_fingerprint
 from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 
 # Allowed ranking slack, as a fraction of the fp32 score range: near-ties may swap, nothing else.
-TOLERANCE = {"torch-fp32": 1e-6, "onnx-fp32": 1e-4, "torch-bf16": 0.04, "onnx-int8": 0.08}
+TOLERANCE = {"torch-fp32": 1e-6, "onnx-fp32": 1e-4, "torch-bf16": 0.04, "torch-int8": 0.08, "onnx-int8": 0.08}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from rerankit.engine import native_attention
+from rerankit.engine import native
 from rerankit.engine.native_attention import packed_attention_kernel, reference_attention
 
 
@@ -86,7 +86,7 @@ def test_fused_layers_score_the_same_with_and_without_the_kernel(kernel, tmp_pat
 
 
 def test_no_kernel_when_disabled(monkeypatch, fresh_kernel_lookup):
-    monkeypatch.setenv("RERANKIT_NATIVE_ATTENTION", "0")
+    monkeypatch.setenv("RERANKIT_NATIVE", "0")
     assert packed_attention_kernel() is None
 
 
@@ -95,11 +95,11 @@ def test_no_kernel_when_the_compiler_fails(monkeypatch, fresh_kernel_lookup, tmp
     broken.write_text("#!/bin/sh\necho 'cc: internal error' >&2\nexit 1\n")
     broken.chmod(0o755)
     monkeypatch.setenv("CC", str(broken))
-    monkeypatch.setattr(native_attention, "has_amx", lambda: True)
+    monkeypatch.setattr(native, "has_amx", lambda: True)
     assert packed_attention_kernel() is None
     assert not list((tmp_path / "cache" / "kernels").glob("*.so"))  # nothing half-written is left to load
 
 
 def test_no_kernel_without_amx(monkeypatch, fresh_kernel_lookup):
-    monkeypatch.setattr(native_attention, "has_amx", lambda: False)
+    monkeypatch.setattr(native, "has_amx", lambda: False)
     assert packed_attention_kernel() is None

@@ -26,6 +26,10 @@ class DataFormatError(RerankitError):
 class IndexNotFoundError(RerankitError):
     """An on-disk index that is missing, incomplete or of an unknown version."""
 
+
+class BackendUnavailableError(RerankitError):
+    """An inference backend that this model, CPU or installation cannot run."""
+
 __all__ = [
     "RerankitError",
     "InvalidInputError",
@@ -33,4 +37,5 @@ __all__ = [
     "ModelNotFoundError",
     "DataFormatError",
     "IndexNotFoundError",
+    "BackendUnavailableError",
 ]

@@ -21,7 +21,7 @@ def serve_command(
     workers: int = typer.Option(1, "--workers", help="Server processes (each loads its own copy of the models)."),
     backend: Optional[str] = typer.Option(
         None, "--backend",
-        help="Engine backend for local models (auto, torch, torch-fp32, torch-bf16, onnx-fp32, onnx-int8)."),
+        help="Engine backend for local models (auto, torch, torch-fp32, torch-bf16, torch-int8, onnx-fp32, onnx-int8)."),
     long_docs: str = typer.Option(
         "max", "--long-docs", help="Documents longer than the model's window: max (best of overlapping windows), "
                                    "mean, or first (truncate). Applies to cross-encoders."),

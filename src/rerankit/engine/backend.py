@@ -6,7 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
-BACKENDS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+BACKENDS = ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8")
 
 
 class Runner(Protocol):
@@ -27,5 +27,9 @@ def onnx_available() -> bool:
 
 
 def available_backends() -> list[str]:
-    """Backends usable in this environment (ONNX ones need ``onnx`` and ``onnxruntime``)."""
-    return [b for b in BACKENDS if not b.startswith("onnx") or onnx_available()]
+    """Backends usable in this environment (ONNX ones need ``onnx`` and ``onnxruntime``,
+    ``torch-int8`` a CPU with AMX-INT8)."""
+    from .native import native_enabled
+
+    return [b for b in BACKENDS if (not b.startswith("onnx") or onnx_available())
+            and (b != "torch-int8" or native_enabled(needs_int8=True))]

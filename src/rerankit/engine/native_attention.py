@@ -1,54 +1,35 @@
-"""Packed variable-length attention on AMX tiles: a small C kernel compiled once per machine.
+"""Packed variable-length attention on AMX tiles (``kernels/packed_attention.c``, built by ``native``).
 
 The fused bf16 layers spend most of their non-matmul time in attention: ATen's CPU flash kernel
 handles head dimension 32 at about a tenth of the matmul rate, and the packed rows must first be
-scattered into a padded ``[batch, heads, length, dim]`` grid and gathered back. The kernel in
-``kernels/packed_attention.c`` reads the packed ``[rows, 3 * hidden]`` QKV projection as it
-comes out of the matmul, scores each (sequence, head) with AMX-BF16 tiles (scores and softmax in
-fp32, probabilities rounded to bf16 for the value product, as the flash kernel does) and writes
-the packed ``[rows, hidden]`` context that the output projection reads. It needs:
+scattered into a padded ``[batch, heads, length, dim]`` grid and gathered back. This kernel reads
+the packed ``[rows, 3 * hidden]`` QKV projection as it comes out of the matmul, scores each
+(sequence, head) with AMX-BF16 tiles (scores and softmax in fp32, probabilities rounded to bf16
+for the value product, as the flash kernel does) and writes the packed ``[rows, hidden]`` context
+that the output projection reads.
 
-- a CPU with AMX-BF16 (``amx_bf16`` and ``amx_tile`` in ``/proc/cpuinfo``) and Linux;
-- a C compiler (``$CC``, else ``cc``) at first use. The shared library is built into
-  ``<rerankit cache>/kernels/`` under a name keyed by the source, flags and compiler, written
-  atomically, and reused by later processes;
-- ``RERANKIT_NATIVE_ATTENTION`` not set to ``0``.
-
-Anything missing (or a failed build, or a result that differs from a reference on a random
-self-test at load) makes ``packed_attention_kernel()`` return ``None``, and the layers keep
-``scaled_dot_product_attention``. The kernel runs in its own threads (``threads`` of them), so the
-AMX tile state of the calling thread (oneDNN's) is never touched.
+``packed_attention_kernel()`` returns ``None`` where the kernel cannot be built (see ``native``) or
+where it differs from an fp32 reference on a random self-test at load; the layers then keep
+``scaled_dot_product_attention``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import logging
-import os
-import shutil
-import subprocess
-from importlib import resources
-from pathlib import Path
 
 import torch
 
-from .cache import cache_root, remove_stale_temporaries, write_atomically
-from .hardware import has_amx
+from .native import load_kernel_library
 
 logger = logging.getLogger(__name__)
-
-FLAGS = ["-O3", "-fPIC", "-shared", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16",
-         "-mfma", "-mamx-tile", "-mamx-bf16", "-fopenmp"]
-DISABLE_ENV = "RERANKIT_NATIVE_ATTENTION"
 
 
 class PackedAttention:
     """``ctx = kernel(qkv, offsets, heads, max_len)``: attention over packed rows (see the module docstring)."""
 
-    def __init__(self, library: ctypes.CDLL, path: Path) -> None:
-        self.path = path
+    def __init__(self, library: ctypes.CDLL) -> None:
         self._run = library.rk_packed_attention
         self._run.restype = ctypes.c_int
         self._run.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6 + [ctypes.c_int]
@@ -100,26 +81,6 @@ def reference_attention(qkv: torch.Tensor, offsets: torch.Tensor, heads: int,
     return out
 
 
-def _compiler() -> str | None:
-    return shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-
-
-def _build(source: bytes, compiler: str) -> Path:
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = hashlib.sha256(source + " ".join(FLAGS).encode() + version.encode()).hexdigest()[:20]
-    folder = cache_root() / "kernels"
-    target = folder / f"packed_attention-{key}.so"
-    if target.is_file():
-        return target
-    remove_stale_temporaries(folder)
-
-    def compile_into(tmp: Path) -> None:
-        subprocess.run([compiler, "-x", "c", "-", *FLAGS, "-o", str(tmp), "-lm"],
-                       input=source, check=True, capture_output=True, timeout=120)
-
-    return write_atomically(target, compile_into)
-
-
 def _self_test(kernel: PackedAttention) -> bool:
     generator = torch.Generator().manual_seed(0)
     for heads, dim, lengths in ((2, 32, (37, 16, 1, 50)), (3, 16, (20, 33)), (1, 64, (70,))):
@@ -137,22 +98,15 @@ def _self_test(kernel: PackedAttention) -> bool:
 @functools.cache
 def packed_attention_kernel() -> PackedAttention | None:
     """The compiled kernel, or ``None`` where it does not apply (see the module docstring)."""
-    if os.environ.get(DISABLE_ENV, "").strip() == "0" or not has_amx():
+    library = load_kernel_library("packed_attention")
+    if library is None:
         return None
-    compiler = _compiler()
-    if compiler is None:
-        return None
+    kernel = PackedAttention(library)
     try:
-        source = resources.files("rerankit.engine").joinpath("kernels/packed_attention.c").read_bytes()
-        path = _build(source, compiler)
-        library = ctypes.CDLL(str(path))
-        if library.rk_amx_init() != 0:
-            return None
-        kernel = PackedAttention(library, path)
-        if not _self_test(kernel):
-            logger.warning("packed attention kernel %s failed its self-test; using SDPA", path)
-            return None
-        return kernel
-    except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
-        logger.warning("packed attention kernel unavailable (%s); using SDPA", exc)
+        if _self_test(kernel):
+            return kernel
+    except RuntimeError as exc:
+        logger.warning("packed attention kernel failed its self-test (%s); using SDPA", exc)
         return None
+    logger.warning("packed attention kernel gives wrong results here; using SDPA")
+    return None

@@ -25,12 +25,14 @@ DEFAULT_TOKEN_BUDGET = 8192
 DEFAULT_MAX_BATCH = 64
 
 
-def make_runner(info: ModelInfo, backend: str, num_threads: int | None = None, cache_dir: Path | None = None) -> Runner:
-    """A runner for one of ``BACKENDS``."""
-    if backend in ("torch-fp32", "torch-bf16"):
+def make_runner(info: ModelInfo, backend: str, num_threads: int | None = None, cache_dir: Path | None = None,
+                calibration: list[dict[str, np.ndarray]] | None = None) -> Runner:
+    """A runner for one of ``BACKENDS`` (``calibration``: batches that ``torch-int8`` balances its
+    channels on)."""
+    if backend in ("torch-fp32", "torch-bf16", "torch-int8"):
         from .torch_backend import TorchRunner
 
-        return TorchRunner(info, backend.split("-")[1], num_threads)
+        return TorchRunner(info, backend.split("-")[1], num_threads, calibration=calibration)
     if backend in ("onnx-fp32", "onnx-int8"):
         from .onnx_backend import OnnxRunner
 
@@ -65,7 +67,7 @@ class EngineReranker(Reranker):
     """A cross-encoder or yes/no decoder reranker with fast backends, token-budget batching and long-document windows.
 
     ``backend``: ``auto`` (see ``engine.auto``), ``torch-fp32`` (reference), ``torch-bf16``,
-    ``onnx-fp32`` or ``onnx-int8``. ``kind``: ``auto`` (from config.json), ``encoder`` or ``yes-no``.
+    ``torch-int8`` (int8 matmuls on AMX, not exact: see ``int8_layers``), ``onnx-fp32`` or ``onnx-int8``. ``kind``: ``auto`` (from config.json), ``encoder`` or ``yes-no``.
     Scores follow ``CrossEncoderReranker`` (``activation``); a yes-no model scores
     ``sigmoid(logit_yes - logit_no)`` (= softmax over the two), or the raw difference with
     ``activation="none"``. ``long_docs``: ``max`` (best window), ``mean``, or ``first`` (plain truncation).
@@ -130,8 +132,19 @@ class EngineReranker(Reranker):
 
             backend, self.runner, self.auto_report = choose_backend(self)
         else:
-            self.runner = make_runner(self.info, backend, num_threads, self.cache_dir)
+            calibration = self.calibration_batches() if backend == "torch-int8" else None
+            self.runner = make_runner(self.info, backend, num_threads, self.cache_dir, calibration)
         self.backend = backend
+
+    def calibration_batches(self) -> list[dict[str, np.ndarray]]:
+        """The built-in calibration pairs (``auto.CALIBRATION``) as model batches."""
+        from .auto import CALIBRATION
+
+        windows = self.builder.build([q for q, _ in CALIBRATION],
+                                     [(qi, d) for qi, (_, docs) in enumerate(CALIBRATION) for d in docs])
+        types = self.info.uses_token_types
+        return [collate([windows[i].ids for i in idx], [windows[i].types for i in idx] if types else None, self.pad_id)
+                for idx in pack_by_tokens([len(w.ids) for w in windows], self.token_budget, self.max_batch)]
 
     # -- scores -------------------------------------------------------------------------------
     def to_scores(self, outputs: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""torch backends: ``torch-fp32`` (the reference) and ``torch-bf16`` (weights cast to bfloat16).
+"""torch backends: ``torch-fp32`` (the reference), ``torch-bf16`` (weights cast to bfloat16) and
+``torch-int8`` (the fused bf16 layers with int8 matmuls, see ``int8_layers``).
 
 bf16 matmuls go through oneDNN, which uses AMX tiles where the CPU has them and AVX512-BF16
 otherwise; ``torch.backends.mkldnn`` must be available (it is in the official CPU wheels).
@@ -19,20 +20,36 @@ from .modules import ModelInfo, build_module
 class TorchRunner:
     """A torch scoring module in fp32 or bf16, run under ``inference_mode``."""
 
-    def __init__(self, info: ModelInfo, dtype: str = "fp32", num_threads: int | None = None, module=None) -> None:
+    def __init__(self, info: ModelInfo, dtype: str = "fp32", num_threads: int | None = None, module=None,
+                 calibration: list[dict[str, np.ndarray]] | None = None) -> None:
         import torch
 
         torch.set_num_threads(num_threads or engine_threads())
         self.name = f"torch-{dtype}"
         self.module = module if module is not None else build_module(info, attn="sdpa")
-        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}[dtype]
         if self.dtype is not torch.float32:
             self.module = self.module.to(self.dtype)
             if info.kind == "encoder":
                 from .fused_encoder import fused_encoder_for
 
                 self.module = fused_encoder_for(self.module) or self.module
+        if dtype == "int8":
+            self._quantize(calibration or [])
         self.module.eval()
+
+    def _quantize(self, calibration: list[dict[str, np.ndarray]]) -> None:
+        import torch
+
+        from ..errors import BackendUnavailableError
+        from .fused_encoder import FusedEncoderScores
+        from .int8_layers import quantize_encoder
+
+        encoder = getattr(self.module, "encoder", None) if isinstance(self.module, FusedEncoderScores) else None
+        batches = [{k: torch.from_numpy(v) for k, v in b.items()} for b in calibration]
+        if encoder is None or not quantize_encoder(encoder, batches):
+            raise BackendUnavailableError("torch-int8 needs a BERT-family cross-encoder (fused layers) and a CPU "
+                                          "with AMX-INT8, Linux and a C compiler")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         import torch

@@ -1,0 +1,207 @@
+"""int8 linear layers on AMX tiles for the fused encoder: the ``torch-int8`` backend.
+
+Each fused layer's four matmuls (QKV, attention output, feed-forward in and out) run as int8
+products with exact int32 sums (``kernels/int8_linear.c``):
+
+- weights: symmetric int8 per output channel, quantized once at load;
+- activations: symmetric int8 per row (token), quantized on the fly. One scale per tensor, which
+  oneDNN's int8 linear takes, loses the ranking (``benchmarks/int8_ranking.py``);
+- channel balancing (SmoothQuant, strength ``ALPHA``) for the two inputs that come out of a layer
+  norm, whose few outlier channels would otherwise set every row's scale: input channel ``j`` is
+  divided by ``s_j = max|x_j|^ALPHA / max|w_j|^(1 - ALPHA)`` while quantizing, and the weights'
+  column ``j`` multiplied by it, so the product is unchanged. ``max|x_j|`` comes from a short
+  calibration run at load (``calibrate``);
+- epilogues in fp32: bias, GELU (erf form), the residual add; the feed-forward's inner activations
+  go straight from the first matmul's epilogue to int8, without a bf16 copy.
+
+Attention and layer norms stay as in ``fused_encoder`` (bf16 with fp32 softmax and statistics).
+``int8_kernels()`` is ``None`` without AMX-INT8, a C compiler or Linux (see ``native``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+
+import torch
+
+from .fused_encoder import FusedLayer, Packing
+from .native import load_kernel_library
+
+logger = logging.getLogger(__name__)
+
+ALPHA = 0.5
+
+
+class Int8Kernels:
+    """Typed access to ``kernels/int8_linear.c``."""
+
+    def __init__(self, library: ctypes.CDLL) -> None:
+        p, i, c = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+        self._pack = library.rk_pack_int8_weight
+        self._pack.argtypes, self._pack.restype = [p, p, i, i], None
+        self._quantize = library.rk_quantize_rows
+        self._quantize.argtypes, self._quantize.restype = [p, i, i, i, p, p, p, c], None
+        self._linear = library.rk_int8_linear
+        self._linear.argtypes = [p, p, i, i, p, p, p, i, p, i, c, p, i, p, p, c]
+        self._linear.restype = c
+
+    def pack(self, weight: torch.Tensor) -> torch.Tensor:
+        """int8 ``[N, K]`` weight to the tile layout the products read."""
+        weight = weight.contiguous()
+        packed = torch.empty_like(weight)
+        self._pack(weight.data_ptr(), packed.data_ptr(), weight.shape[0], weight.shape[1])
+        return packed
+
+    def quantize(self, x: torch.Tensor, channel: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row int8 of bf16 ``x * channel``: ``(q [M, K] int8, scales [M] fp32)``."""
+        if x.dtype != torch.bfloat16 or x.stride(1) != 1:
+            raise ValueError("x must be a row-major bf16 matrix")
+        rows, width = x.shape
+        q = torch.empty(rows, width, dtype=torch.int8)
+        scales = torch.empty(rows, dtype=torch.float32)
+        self._quantize(x.data_ptr(), rows, width, x.stride(0), channel.data_ptr() if channel is not None else None,
+                       q.data_ptr(), scales.data_ptr(), torch.get_num_threads())
+        return q, scales
+
+    def linear(self, q: torch.Tensor, scales: torch.Tensor, layer: Int8Linear, residual: torch.Tensor | None = None,
+               gelu: bool = False, quantize_output: bool = False):
+        """``layer`` applied to quantized rows: bf16 ``[M, N]``, or ``(q, scales)`` of it."""
+        rows = q.shape[0]
+        if residual is not None and (residual.dtype != torch.bfloat16 or residual.stride(1) != 1):
+            raise ValueError("residual must be a row-major bf16 matrix")
+        out = q_out = s_out = None
+        if quantize_output:
+            q_out = torch.empty(rows, layer.out_features, dtype=torch.int8)
+            s_out = torch.empty(rows, dtype=torch.float32)
+        else:
+            out = torch.empty(rows, layer.out_features, dtype=torch.bfloat16)
+        status = self._linear(
+            q.data_ptr(), scales.data_ptr(), rows, layer.in_features, layer.packed.data_ptr(),
+            layer.weight_scales.data_ptr(), layer.bias.data_ptr(), layer.out_features,
+            residual.data_ptr() if residual is not None else None, residual.stride(0) if residual is not None else 0,
+            int(gelu), out.data_ptr() if out is not None else None, layer.out_features,
+            q_out.data_ptr() if q_out is not None else None, s_out.data_ptr() if s_out is not None else None,
+            torch.get_num_threads())
+        if status != 0:
+            raise RuntimeError(f"int8 linear kernel failed (status {status})")
+        return (q_out, s_out) if quantize_output else out
+
+
+class Int8Linear:
+    """One linear layer's int8 weights (per output channel), fp32 bias and channel balancing."""
+
+    def __init__(self, kernels: Int8Kernels, weight: torch.Tensor, bias: torch.Tensor,
+                 smooth: torch.Tensor | None = None) -> None:
+        w = weight.detach().float()
+        if smooth is not None:
+            w = w * smooth[None, :]
+        self.out_features, self.in_features = w.shape
+        self.weight_scales = (w.abs().amax(1) / 127).clamp(min=1e-12).contiguous()
+        self.packed = kernels.pack(torch.round(w / self.weight_scales[:, None]).clamp(-127, 127).to(torch.int8))
+        self.bias = bias.detach().float().contiguous()
+        self.channel = (1.0 / smooth).contiguous() if smooth is not None else None  # applied while quantizing
+
+
+def _balance(act_max: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    w_max = weight.detach().float().abs().amax(0).clamp(min=1e-5)
+    return (act_max.clamp(min=1e-5) ** ALPHA / w_max ** (1 - ALPHA)).clamp(min=1e-5)
+
+
+def shapes_supported(layer: FusedLayer) -> bool:
+    """The kernel's tiling: inputs a multiple of 64 wide, outputs a multiple of 32."""
+    return all(w.shape[1] % 64 == 0 and w.shape[0] % 32 == 0
+               for w in (layer.qkv_weight, layer.att_out.weight, layer.inter.weight, layer.out.weight))
+
+
+class Int8FusedLayer(torch.nn.Module):
+    """A ``FusedLayer`` with int8 matmuls. Until ``finish_calibration()`` it runs the bf16 layer and
+    records the per-channel maxima of its two layer-norm-fed inputs."""
+
+    def __init__(self, layer: FusedLayer, kernels: Int8Kernels) -> None:
+        super().__init__()
+        self.layer, self.kernels, self.heads = layer, kernels, layer.heads
+        hidden = layer.qkv_weight.shape[1]
+        self.maxima = [torch.zeros(hidden), torch.zeros(hidden)]
+        self.linears: dict[str, Int8Linear] | None = None
+
+    def finish_calibration(self) -> None:
+        layer, k = self.layer, self.kernels
+        seen = all(m.max() > 0 for m in self.maxima)
+        qkv_smooth = _balance(self.maxima[0], layer.qkv_weight) if seen else None
+        inter_smooth = _balance(self.maxima[1], layer.inter.weight) if seen else None
+        self.linears = {
+            "qkv": Int8Linear(k, layer.qkv_weight, layer.qkv_bias, qkv_smooth),
+            "att_out": Int8Linear(k, layer.att_out.weight, layer.att_out.bias),
+            "inter": Int8Linear(k, layer.inter.weight, layer.inter.bias, inter_smooth),
+            "out": Int8Linear(k, layer.out.weight, layer.out.bias),
+        }
+
+    def _calibrating_forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
+        layer = self.layer
+        self.maxima[0] = torch.maximum(self.maxima[0], x.float().abs().amax(0))
+        qkv = torch.ops.mkldnn._linear_pointwise(x, layer.qkv_weight, layer.qkv_bias, "none", [], "")
+        x = layer.att_norm(torch.ops.mkldnn._linear_pointwise.binary(
+            packing.attention(qkv, layer.heads), x, layer.att_out.weight, layer.att_out.bias, "add"))
+        self.maxima[1] = torch.maximum(self.maxima[1], x.float().abs().amax(0))
+        h = torch.ops.mkldnn._linear_pointwise(x, layer.inter.weight, layer.inter.bias, "gelu", [], "none")
+        return layer.out_norm(torch.ops.mkldnn._linear_pointwise.binary(h, x, layer.out.weight, layer.out.bias, "add"))
+
+    def forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
+        if self.linears is None:
+            return self._calibrating_forward(x, packing)
+        k, lin, layer = self.kernels, self.linears, self.layer
+        qkv = k.linear(*k.quantize(x, lin["qkv"].channel), lin["qkv"])
+        ctx = packing.attention(qkv, self.heads)
+        x = layer.att_norm(k.linear(*k.quantize(ctx), lin["att_out"], residual=x))
+        h = k.linear(*k.quantize(x, lin["inter"].channel), lin["inter"], gelu=True, quantize_output=True)
+        return layer.out_norm(k.linear(*h, lin["out"], residual=x))
+
+
+def _self_test(kernels: Int8Kernels) -> bool:
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.randn(48, 128, generator=generator)).to(torch.bfloat16)
+    weight, bias = torch.randn(64, 128, generator=generator) * 0.1, torch.randn(64, generator=generator)
+    residual = torch.randn(48, 64, generator=generator).to(torch.bfloat16)
+    layer = Int8Linear(kernels, weight, bias)
+    want = torch.nn.functional.gelu(x.float() @ weight.T + bias)
+    got = kernels.linear(*kernels.quantize(x), layer, gelu=True).float()
+    q, s = kernels.linear(*kernels.quantize(x), layer, gelu=True, quantize_output=True)
+    with_residual = kernels.linear(*kernels.quantize(x), layer, residual=residual).float()
+    close = lambda a, b: float((a - b).norm() / b.norm()) < 0.03  # noqa: E731 - int8 rounding: about 1%
+    return (close(got, want) and close(q.float() * s[:, None], want)
+            and close(with_residual, x.float() @ weight.T + bias + residual.float()))
+
+
+@functools.cache
+def int8_kernels() -> Int8Kernels | None:
+    """The compiled int8 kernels, or ``None`` where they do not apply (see the module docstring)."""
+    library = load_kernel_library("int8_linear", needs_int8=True)
+    if library is None:
+        return None
+    kernels = Int8Kernels(library)
+    try:
+        if _self_test(kernels):
+            return kernels
+    except RuntimeError as exc:
+        logger.warning("int8 kernels failed their self-test (%s)", exc)
+        return None
+    logger.warning("int8 kernels give wrong results here; not used")
+    return None
+
+
+def quantize_encoder(encoder, calibration: list[dict[str, torch.Tensor]]) -> bool:
+    """Turn a ``FusedEncoder``'s layers into ``Int8FusedLayer`` s, balanced on ``calibration``
+    batches (``input_ids``, ``attention_mask``, ...). ``False`` (nothing changed) where the kernels
+    or the shapes do not allow it."""
+    kernels = int8_kernels()
+    if kernels is None or not all(isinstance(l, FusedLayer) and shapes_supported(l) for l in encoder.layers):
+        return False
+    encoder.layers = torch.nn.ModuleList(Int8FusedLayer(layer, kernels) for layer in encoder.layers)
+    with torch.inference_mode():
+        for batch in calibration:
+            encoder(**batch)
+    for layer in encoder.layers:
+        layer.finish_calibration()
+    return True
