@@ -65,6 +65,12 @@ def test_kernels_refuse_what_they_cannot_do(kernels):
     odd = Int8Linear(kernels, torch.randn(40, 128), torch.zeros(40))  # 40 outputs: not a multiple of 32
     with pytest.raises(RuntimeError):
         kernels.linear(*kernels.quantize(x), odd)
+    layer = Int8Linear(kernels, w, b)
+    q, s = kernels.quantize(x)
+    with pytest.raises(ValueError):  # fewer scales than rows
+        kernels.linear(q, s[:10], layer)
+    with pytest.raises(ValueError):  # a residual of the wrong shape
+        kernels.linear(q, s, layer, residual=torch.zeros(5, 5, dtype=torch.bfloat16))
 
 
 def test_int8_backend_keeps_a_tiny_models_ranking(kernels, tmp_path):

@@ -103,3 +103,11 @@ def test_no_kernel_when_the_compiler_fails(monkeypatch, fresh_kernel_lookup, tmp
 def test_no_kernel_without_amx(monkeypatch, fresh_kernel_lookup):
     monkeypatch.setattr(native, "has_amx", lambda: False)
     assert packed_attention_kernel() is None
+
+
+def test_kernel_refuses_offsets_past_the_rows(kernel):
+    qkv, offsets = _packed([10, 20], 2, 32, padding=0)
+    with pytest.raises(ValueError):
+        kernel(qkv[:25], offsets, 2, max_len=20)  # the offsets name 30 rows
+    with pytest.raises(ValueError):
+        kernel(qkv, offsets, 3, max_len=20)  # 3 heads do not divide 64 columns

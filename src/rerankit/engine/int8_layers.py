@@ -56,9 +56,11 @@ class Int8Kernels:
 
     def quantize(self, x: torch.Tensor, channel: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-row int8 of bf16 ``x * channel``: ``(q [M, K] int8, scales [M] fp32)``."""
-        if x.dtype != torch.bfloat16 or x.stride(1) != 1:
+        if x.dtype != torch.bfloat16 or x.dim() != 2 or x.stride(1) != 1:
             raise ValueError("x must be a row-major bf16 matrix")
         rows, width = x.shape
+        if width % 16 or (channel is not None and channel.numel() != width):
+            raise ValueError("x's width must be a multiple of 16, with one channel factor per column")
         q = torch.empty(rows, width, dtype=torch.int8)
         scales = torch.empty(rows, dtype=torch.float32)
         self._quantize(x.data_ptr(), rows, width, x.stride(0), channel.data_ptr() if channel is not None else None,
@@ -69,8 +71,11 @@ class Int8Kernels:
                gelu: bool = False, quantize_output: bool = False):
         """``layer`` applied to quantized rows: bf16 ``[M, N]``, or ``(q, scales)`` of it."""
         rows = q.shape[0]
-        if residual is not None and (residual.dtype != torch.bfloat16 or residual.stride(1) != 1):
-            raise ValueError("residual must be a row-major bf16 matrix")
+        if q.dtype != torch.int8 or not q.is_contiguous() or q.shape[1] != layer.in_features or scales.numel() != rows:
+            raise ValueError(f"expected contiguous int8 rows of width {layer.in_features} and one scale per row")
+        if residual is not None and (residual.dtype != torch.bfloat16 or residual.stride(1) != 1
+                                     or tuple(residual.shape) != (rows, layer.out_features)):
+            raise ValueError(f"residual must be a row-major bf16 [{rows}, {layer.out_features}] matrix")
         out = q_out = s_out = None
         if quantize_output:
             q_out = torch.empty(rows, layer.out_features, dtype=torch.int8)

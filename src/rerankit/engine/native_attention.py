@@ -45,8 +45,10 @@ class PackedAttention:
             raise ValueError("qkv must be a row-major bf16 [rows, 3 * hidden] tensor")
         hidden = width // 3
         offsets = offsets.to(torch.int64).contiguous()
-        out = torch.empty(rows, hidden, dtype=torch.bfloat16)
         real = int(offsets[-1])
+        if heads < 1 or hidden % heads or offsets.dim() != 1 or int(offsets[0]) != 0 or real > rows:
+            raise ValueError("offsets must run from 0 to at most the row count, and heads divide the width")
+        out = torch.empty(rows, hidden, dtype=torch.bfloat16)
         if real < rows:
             out[real:].zero_()
         if bias is not None:
