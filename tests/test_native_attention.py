@@ -111,3 +111,18 @@ def test_kernel_refuses_offsets_past_the_rows(kernel):
         kernel(qkv[:25], offsets, 2, max_len=20)  # the offsets name 30 rows
     with pytest.raises(ValueError):
         kernel(qkv, offsets, 3, max_len=20)  # 3 heads do not divide 64 columns
+
+
+def test_a_build_replaces_older_builds_in_the_cache(fresh_kernel_lookup, tmp_path):
+    if not native.native_enabled():
+        pytest.skip("no AMX here")
+    folder = tmp_path / "cache" / "kernels"
+    folder.mkdir(parents=True)
+    (folder / "packed_attention-0123456789abcdef0123.so").write_bytes(b"an older build")
+    (folder / "int8_linear-0123456789abcdef0123.so").write_bytes(b"another kernel's build")
+    if packed_attention_kernel() is None:
+        pytest.skip("the kernel could not be built here (no C compiler?)")
+    names = sorted(p.name for p in folder.glob("*.so"))
+    assert "packed_attention-0123456789abcdef0123.so" not in names
+    assert "int8_linear-0123456789abcdef0123.so" in names  # other kernels' builds are left alone
+    assert len([n for n in names if n.startswith("packed_attention-")]) == 1

@@ -1,4 +1,5 @@
-"""rerankit's small C kernels (``engine/kernels/*.c``): built once per machine, loaded with ctypes.
+"""rerankit's small C kernels (``engine/kernels/*.c``, each compiled after ``amx_common.h``): built
+once per machine, loaded with ctypes.
 
 The kernels use AMX tiles and AVX-512, so they apply to CPUs with AMX-BF16 (``amx_bf16`` and
 ``amx_tile`` in ``/proc/cpuinfo``; the int8 layers also need ``amx_int8``) on Linux. A kernel is
@@ -55,7 +56,11 @@ def _build(name: str, source: bytes, compiler: str) -> Path:
         subprocess.run([compiler, "-x", "c", "-", *FLAGS, "-o", str(tmp), "-lm"],
                        input=source, check=True, capture_output=True, timeout=120)
 
-    return write_atomically(target, compile_into)
+    write_atomically(target, compile_into)
+    for stale in folder.glob(f"{name}-*.so"):  # builds of older sources (a loaded library stays mapped)
+        if stale != target:
+            stale.unlink(missing_ok=True)
+    return target
 
 
 def load_kernel_library(name: str, needs_int8: bool = False) -> ctypes.CDLL | None:
@@ -66,7 +71,8 @@ def load_kernel_library(name: str, needs_int8: bool = False) -> ctypes.CDLL | No
     if compiler is None:
         return None
     try:
-        source = resources.files("rerankit.engine").joinpath(f"kernels/{name}.c").read_bytes()
+        kernels = resources.files("rerankit.engine").joinpath("kernels")
+        source = kernels.joinpath("amx_common.h").read_bytes() + b"\n" + kernels.joinpath(f"{name}.c").read_bytes()
         library = ctypes.CDLL(str(_build(name, source, compiler)))
         return library if library.rk_amx_init() == 0 else None
     except (OSError, subprocess.SubprocessError) as exc:
