@@ -93,14 +93,11 @@ def keeps_ranking(reference: list[np.ndarray], candidate: list[np.ndarray], k: i
 
 def choose_backend(reranker: EngineReranker) -> tuple[str, Runner, dict]:
     """The backend name, its runner and a report of what was tried (see the module docstring)."""
-    from .reranker import make_runner
-
-    info, threads, cache = reranker.info, reranker.num_threads, reranker.cache_dir
+    info, threads = reranker.info, reranker.num_threads
     forced = os.environ.get("RERANKIT_BACKEND", "").strip()
     if forced in BACKENDS:
-        calibration = reranker.calibration_batches() if forced == "torch-int8" else None
-        return forced, make_runner(info, forced, threads, cache, calibration), {"forced": forced}
-    reference_runner = make_runner(info, "torch-fp32", threads, cache)
+        return forced, reranker.runner_for(forced), {"forced": forced}
+    reference_runner = reranker.runner_for("torch-fp32")
     reranker.runner = reference_runner
     reference = _scores(reranker, reference_runner)
     tried: dict[str, bool | str] = {}
@@ -113,8 +110,7 @@ def choose_backend(reranker: EngineReranker) -> tuple[str, Runner, dict]:
                 runner = TorchRunner(info, "bf16", threads, module=reference_runner.module)
                 reference_runner = reranker.runner = None
             else:
-                calibration = reranker.calibration_batches() if name == "torch-int8" else None
-                runner = make_runner(info, name, threads, cache, calibration)
+                runner = reranker.runner_for(name)
         except Exception as exc:  # an export that fails on this model: skip the backend
             tried[name] = f"failed: {type(exc).__name__}: {exc}"
             continue
@@ -123,5 +119,5 @@ def choose_backend(reranker: EngineReranker) -> tuple[str, Runner, dict]:
         if ok:
             return name, runner, {"tried": tried, "chosen": name}
     if reference_runner is None:
-        reference_runner = make_runner(info, "torch-fp32", threads, cache)
+        reference_runner = reranker.runner_for("torch-fp32")
     return "torch-fp32", reference_runner, {"tried": tried, "chosen": "torch-fp32"}

@@ -67,7 +67,8 @@ class EngineReranker(Reranker):
     """A cross-encoder or yes/no decoder reranker with fast backends, token-budget batching and long-document windows.
 
     ``backend``: ``auto`` (see ``engine.auto``), ``torch-fp32`` (reference), ``torch-bf16``,
-    ``torch-int8`` (int8 matmuls on AMX, not exact: see ``int8_layers``), ``onnx-fp32`` or ``onnx-int8``. ``kind``: ``auto`` (from config.json), ``encoder`` or ``yes-no``.
+    ``torch-int8`` (int8 matmuls on AMX, not exact: see ``int8_layers``), ``onnx-fp32`` or
+    ``onnx-int8``. ``kind``: ``auto`` (from config.json), ``encoder`` or ``yes-no``.
     Scores follow ``CrossEncoderReranker`` (``activation``); a yes-no model scores
     ``sigmoid(logit_yes - logit_no)`` (= softmax over the two), or the raw difference with
     ``activation="none"``. ``long_docs``: ``max`` (best window), ``mean``, or ``first`` (plain truncation).
@@ -132,9 +133,13 @@ class EngineReranker(Reranker):
 
             backend, self.runner, self.auto_report = choose_backend(self)
         else:
-            calibration = self.calibration_batches() if backend == "torch-int8" else None
-            self.runner = make_runner(self.info, backend, num_threads, self.cache_dir, calibration)
+            self.runner = self.runner_for(backend)
         self.backend = backend
+
+    def runner_for(self, backend: str) -> Runner:
+        """A runner for ``backend`` with this reranker's threads, cache and (``torch-int8``) calibration."""
+        calibration = self.calibration_batches() if backend == "torch-int8" else None
+        return make_runner(self.info, backend, self.num_threads, self.cache_dir, calibration)
 
     def calibration_batches(self) -> list[dict[str, np.ndarray]]:
         """The built-in calibration pairs (``auto.CALIBRATION``) as model batches."""
