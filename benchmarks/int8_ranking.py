@@ -9,13 +9,15 @@ int8 AMX tiles run twice the bf16 rate, but int8 needs the activations quantized
   with one scale per tensor (what oneDNN's int8 linear takes), one per row (token), or per row
   after SmoothQuant-style channel balancing of the two inputs that come out of a layer norm
   (channel statistics from the engine's built-in calibration pairs, as ``torch-int8`` does);
-- ``torch-int8``: the backend itself (AMX int8 kernels, ``engine/int8_layers.py``).
+- ``torch-int8``: the backend itself (AMX int8 kernels, ``engine/int8_layers.py``; its QKV
+  projection stays bf16).
 
-For each it prints, over DL19 queries (100 BM25 candidates, the default model's cross-encoder as
-in ``rerank_speed.py``): top-10 agreement with the fp32 scores (min and mean) and the mean
-per-query score correlation. Run from the repository root:
+For each it prints, over the queries of a judged collection (DL19 by default; DL21 is the
+development set; 100 BM25 candidates, the default model's cross-encoder as in ``rerank_speed.py``):
+top-10 agreement with the fp32 scores (min, mean, queries below 9), the mean per-query score
+correlation and the nDCG@10 difference. Run from the repository root:
 
-    .venv/bin/python benchmarks/int8_ranking.py [--queries 43]
+    .venv/bin/python benchmarks/int8_ranking.py [--collection trec-dl21-passage] [--variants bf16,torch-int8]
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rerankit.datasets import read_corpus_jsonl, read_queries_jsonl
+from rerankit.datasets import read_corpus_jsonl, read_qrels, read_queries_jsonl
 from rerankit.engine import EngineReranker
 from rerankit.engine import fused_encoder
-from rerankit.evaluation import load_run, trec_order
+from rerankit.evaluation import evaluate, load_run, select_queries, trec_order
 from rerankit.rerankers.registry import default_model_path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -99,40 +101,54 @@ def layer_norm_output_maxima(engine: EngineReranker) -> dict[int, tuple]:
     return {key: (a, b) for key, (a, b) in stats.items()}
 
 
-def candidates(folder: Path, count: int, depth: int) -> dict[str, list[str]]:
+def candidates(folder: Path, count: int | None, depth: int):
+    """``{query: texts}`` of the judged queries, their document ids and the qrels."""
+    qrels_file = folder / "qrels" / "test-full.tsv"
+    qrels = read_qrels(qrels_file if qrels_file.is_file() else folder / "qrels" / "test.tsv")
     queries = read_queries_jsonl(folder / "queries.jsonl")
     run = load_run(folder / "runs" / "bm25.top100.trec")
-    qids = list(run)[:count]
+    qids = [q for q in select_queries(qrels, queries, count) if q in run]
     wanted = {d for q in qids for d in trec_order(run[q])[:depth]}
     corpus = {d.id: d.full_text for d in read_corpus_jsonl(folder / "corpus.jsonl") if d.id in wanted}
-    return {queries[q]: [corpus[d] for d in trec_order(run[q])[:depth]] for q in qids}
+    ids = {queries[q]: (q, trec_order(run[q])[:depth]) for q in qids}
+    return {queries[q]: [corpus[d] for d in trec_order(run[q])[:depth]] for q in qids}, ids, qrels
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--model", default=str(default_model_path()))
-    parser.add_argument("--queries", type=int, default=43)
+    parser.add_argument("--collection", default="trec-dl19-passage")
+    parser.add_argument("--queries", type=int, help="only the first N judged queries")
+    parser.add_argument("--variants", default="bf16,tensor,row,row+smooth,torch-int8")
     args = parser.parse_args()
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
 
-    test = candidates(args.data / "trec-dl19-passage", args.queries, 100)
+    test, ids, qrels = candidates(args.data / args.collection, args.queries, 100)
+
+    def ndcg(scores: dict[str, np.ndarray]) -> float:
+        run = {ids[q][0]: {d: float(s) for d, s in zip(ids[q][1], scores[q])} for q in test}
+        return evaluate(run, qrels, ["nDCG@10"], query_ids=list(run)).aggregate["nDCG@10"]
+
     reference = EngineReranker(args.model, backend="torch-fp32", long_docs="first")
     fp32 = {q: reference.score(q, docs) for q, docs in test.items()}
     del reference
     engine = EngineReranker(args.model, backend="torch-bf16", long_docs="first")
     layers = list(engine.runner.module.encoder.layers)
     stats = layer_norm_output_maxima(engine)
-    print(f"{len(test)} DL19 queries x 100 BM25 candidates")
+    fp32_ndcg = ndcg(fp32)
+    print(f"{args.collection}: {len(test)} queries x 100 BM25 candidates; fp32 nDCG@10 {fp32_ndcg:.4f}")
 
     def report(label: str, scorer: EngineReranker) -> None:
         with torch.inference_mode():
             scores = {q: scorer.score(q, docs) for q, docs in test.items()}
         agreement = [len(set(np.argsort(-fp32[q])[:10]) & set(np.argsort(-scores[q])[:10])) for q in test]
         correlation = np.mean([np.corrcoef(fp32[q], scores[q])[0, 1] for q in test])
-        print(f"{label:<40} top-10 agreement min {min(agreement)} mean {np.mean(agreement):.2f}, "
-              f"score correlation {correlation:.4f}", flush=True)
+        print(f"{label:<40} top-10 agreement min {min(agreement)} mean {np.mean(agreement):.2f} "
+              f"(below 9: {sum(a < 9 for a in agreement)}), score correlation {correlation:.4f}, "
+              f"nDCG@10 {ndcg(scores) - fp32_ndcg:+.4f}", flush=True)
 
-    for mode in ("bf16", "tensor", "row", "row+smooth"):
+    for mode in [v for v in variants if v != "torch-int8"]:
         forwards = [None] * len(layers)
         if mode != "bf16":
             forwards = [Int8Layer(layer, mode, stats.get(id(layer))) for layer in layers]
@@ -147,7 +163,8 @@ def main() -> None:
         report(label, engine)
     for layer in layers:
         layer.__dict__.pop("forward", None)
-    report("torch-int8 (AMX int8 kernels)", EngineReranker(args.model, backend="torch-int8", long_docs="first"))
+    if "torch-int8" in variants:
+        report("torch-int8 (AMX int8 kernels)", EngineReranker(args.model, backend="torch-int8", long_docs="first"))
 
 
 if __name__ == "__main__":
