@@ -85,11 +85,9 @@ def layer_norm_output_maxima(engine: EngineReranker) -> dict[int, tuple]:
     def record(layer, x, packing):
         entry = stats.setdefault(id(layer), [torch.zeros(x.shape[1]), torch.zeros(x.shape[1])])
         entry[0] = torch.maximum(entry[0], x.float().abs().amax(0))
-        qkv = torch.ops.mkldnn._linear_pointwise(x, layer.qkv_weight, layer.qkv_bias, "none", [], "")
-        mid = layer.att_norm(torch.ops.mkldnn._linear_pointwise.binary(
-            packing.attention(qkv, layer.heads), x, layer.att_out.weight, layer.att_out.bias, "add"))
+        mid = layer.attention_block(x, packing)
         entry[1] = torch.maximum(entry[1], mid.float().abs().amax(0))
-        return original(layer, x, packing)
+        return layer.feed_forward(mid)
 
     fused_encoder.FusedLayer.forward = record
     try:

@@ -54,10 +54,20 @@ class FusedLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         """``x``: packed ``[rows_padded, hidden]`` (see ``Packing``)."""
+        return self.feed_forward(self.attention_block(x, packing))
+
+    def context(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
+        """Attention's output before its projection: the QKV matmul, then attention over the packed rows."""
         qkv = torch.ops.mkldnn._linear_pointwise(x, self.qkv_weight, self.qkv_bias, "none", [], "")
-        packed = packing.attention(qkv, self.heads)
-        x = self.att_norm(torch.ops.mkldnn._linear_pointwise.binary(
-            packed, x, self.att_out.weight, self.att_out.bias, "add"))
+        return packing.attention(qkv, self.heads)
+
+    def attention_block(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
+        """Attention, its output projection plus the residual, and the layer norm."""
+        return self.att_norm(torch.ops.mkldnn._linear_pointwise.binary(
+            self.context(x, packing), x, self.att_out.weight, self.att_out.bias, "add"))
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The GELU feed-forward plus the residual, and the layer norm."""
         h = torch.ops.mkldnn._linear_pointwise(x, self.inter.weight, self.inter.bias, "gelu", [], "none")
         return self.out_norm(torch.ops.mkldnn._linear_pointwise.binary(h, x, self.out.weight, self.out.bias, "add"))
 

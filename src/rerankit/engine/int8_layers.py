@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import logging
 
 import torch
 
 from .fused_encoder import FusedLayer, Packing
-from .native import load_kernel_library
-
-logger = logging.getLogger(__name__)
+from .native import load_checked_kernel
 
 ALPHA = 0.5
 
@@ -130,7 +127,7 @@ class Int8FusedLayer(torch.nn.Module):
 
     def __init__(self, layer: FusedLayer, kernels: Int8Kernels) -> None:
         super().__init__()
-        self.layer, self.kernels, self.heads = layer, kernels, layer.heads
+        self.layer, self.kernels = layer, kernels
         self.maxima = torch.zeros(layer.inter.weight.shape[1])
         self.linears: dict[str, Int8Linear] | None = None
 
@@ -143,21 +140,14 @@ class Int8FusedLayer(torch.nn.Module):
             "out": Int8Linear(k, layer.out.weight, layer.out.bias),
         }
 
-    def _calibrating_forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
-        layer = self.layer
-        qkv = torch.ops.mkldnn._linear_pointwise(x, layer.qkv_weight, layer.qkv_bias, "none", [], "")
-        x = layer.att_norm(torch.ops.mkldnn._linear_pointwise.binary(
-            packing.attention(qkv, layer.heads), x, layer.att_out.weight, layer.att_out.bias, "add"))
-        self.maxima = torch.maximum(self.maxima, x.float().abs().amax(0))
-        h = torch.ops.mkldnn._linear_pointwise(x, layer.inter.weight, layer.inter.bias, "gelu", [], "none")
-        return layer.out_norm(torch.ops.mkldnn._linear_pointwise.binary(h, x, layer.out.weight, layer.out.bias, "add"))
-
     def forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
-        if self.linears is None:
-            return self._calibrating_forward(x, packing)
-        k, lin, layer = self.kernels, self.linears, self.layer
-        qkv = torch.ops.mkldnn._linear_pointwise(x, layer.qkv_weight, layer.qkv_bias, "none", [], "")
-        ctx = packing.attention(qkv, self.heads)
+        layer = self.layer
+        if self.linears is None:  # calibrating: the bf16 layer, recording the feed-forward input
+            x = layer.attention_block(x, packing)
+            self.maxima = torch.maximum(self.maxima, x.float().abs().amax(0))
+            return layer.feed_forward(x)
+        k, lin = self.kernels, self.linears
+        ctx = layer.context(x, packing)
         x = layer.att_norm(k.linear(*k.quantize(ctx), lin["att_out"], residual=x))
         h = k.linear(*k.quantize(x, lin["inter"].channel), lin["inter"], gelu=True, quantize_output=True)
         return layer.out_norm(k.linear(*h, lin["out"], residual=x))
@@ -181,18 +171,7 @@ def _self_test(kernels: Int8Kernels) -> bool:
 @functools.cache
 def int8_kernels() -> Int8Kernels | None:
     """The compiled int8 kernels, or ``None`` where they do not apply (see the module docstring)."""
-    library = load_kernel_library("int8_linear", needs_int8=True)
-    if library is None:
-        return None
-    kernels = Int8Kernels(library)
-    try:
-        if _self_test(kernels):
-            return kernels
-    except RuntimeError as exc:
-        logger.warning("int8 kernels failed their self-test (%s)", exc)
-        return None
-    logger.warning("int8 kernels give wrong results here; not used")
-    return None
+    return load_checked_kernel("int8_linear", Int8Kernels, _self_test, needs_int8=True)
 
 
 def quantize_encoder(encoder, calibration: list[dict[str, torch.Tensor]]) -> bool:

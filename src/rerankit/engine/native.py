@@ -19,13 +19,17 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from .cache import cache_root, remove_stale_temporaries, write_atomically
 from .hardware import cpu_flags, has_amx
 
 logger = logging.getLogger(__name__)
+
+K = TypeVar("K")
 
 FLAGS = ["-O3", "-fPIC", "-shared", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16",
          "-mfma", "-mamx-tile", "-mamx-bf16", "-mamx-int8", "-fopenmp"]
@@ -78,3 +82,20 @@ def load_kernel_library(name: str, needs_int8: bool = False) -> ctypes.CDLL | No
     except (OSError, subprocess.SubprocessError) as exc:
         logger.warning("native kernel %s unavailable (%s); using torch", name, exc)
         return None
+
+
+def load_checked_kernel(name: str, wrap: Callable[[ctypes.CDLL], K], self_test: Callable[[K], bool],
+                        needs_int8: bool = False) -> K | None:
+    """``wrap(library)`` of ``kernels/<name>.c`` if it builds here and passes ``self_test`` (a
+    comparison with a torch reference), else ``None`` (logged), so callers keep their torch path."""
+    library = load_kernel_library(name, needs_int8)
+    if library is None:
+        return None
+    kernel = wrap(library)
+    try:
+        if self_test(kernel):
+            return kernel
+        logger.warning("native kernel %s gives wrong results here; using torch", name)
+    except RuntimeError as exc:
+        logger.warning("native kernel %s failed its self-test (%s); using torch", name, exc)
+    return None

@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import logging
 
 import torch
 
-from .native import load_kernel_library
-
-logger = logging.getLogger(__name__)
+from .native import load_checked_kernel
 
 
 class PackedAttention:
@@ -100,15 +97,4 @@ def _self_test(kernel: PackedAttention) -> bool:
 @functools.cache
 def packed_attention_kernel() -> PackedAttention | None:
     """The compiled kernel, or ``None`` where it does not apply (see the module docstring)."""
-    library = load_kernel_library("packed_attention")
-    if library is None:
-        return None
-    kernel = PackedAttention(library)
-    try:
-        if _self_test(kernel):
-            return kernel
-    except RuntimeError as exc:
-        logger.warning("packed attention kernel failed its self-test (%s); using SDPA", exc)
-        return None
-    logger.warning("packed attention kernel gives wrong results here; using SDPA")
-    return None
+    return load_checked_kernel("packed_attention", PackedAttention, _self_test)
