@@ -72,6 +72,16 @@ def test_fused_bf16_matches_the_fp32_forward_on_mixed_lengths(model_type, tmp_pa
     assert np.corrcoef(got, expected)[0, 1] > 0.99
 
 
+def test_fused_scores_are_not_rounded_to_bf16(tmp_path):
+    # a bf16 logit has 8 bits: candidates whose fp32 scores differ would tie
+    folder = _tiny("bert", tmp_path / "bert")
+    fused = fused_encoder_for(build_module(read_info(folder)).to(torch.bfloat16))
+    with torch.inference_mode():
+        got = fused(**_batch([40, 7, 128, 3, 64, 90], 128, seed=2))[:, 0]
+    assert got.dtype == torch.float32
+    assert (got != got.bfloat16().float()).any()
+
+
 def test_a_row_is_scored_the_same_alone_and_in_a_batch(tmp_path):
     folder = _tiny("bert", tmp_path / "bert")
     fused = fused_encoder_for(build_module(read_info(folder)).to(torch.bfloat16))

@@ -34,11 +34,12 @@ def _packed(lengths, heads, dim, padding=5, seed=0):
     return qkv, offsets
 
 
+@pytest.mark.parametrize("threads", [1, 3])  # 8 sequences: whole sequences per task with 1 thread, heads with 3
 @pytest.mark.parametrize("heads,dim", [(12, 32), (4, 16), (2, 64), (1, 96)])
-def test_kernel_matches_fp32_attention_on_mixed_lengths(kernel, heads, dim):
+def test_kernel_matches_fp32_attention_on_mixed_lengths(kernel, heads, dim, threads):
     lengths = [1, 128, 17, 16, 33, 100, 2, 64]
     qkv, offsets = _packed(lengths, heads, dim)
-    got = kernel(qkv, offsets, heads, max_len=128).float()
+    got = kernel(qkv, offsets, heads, max_len=128, threads=threads).float()
     want = reference_attention(qkv, offsets, heads)
     real = int(offsets[-1])
     assert got.shape == (qkv.shape[0], heads * dim)

@@ -22,6 +22,8 @@ embeddings, no oneDNN), and the caller keeps the plain module.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 
@@ -149,19 +151,24 @@ def _first_rows(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 class FusedEncoderScores(torch.nn.Module):
-    """``input_ids, attention_mask[, token_type_ids] -> logits`` through the fused layers."""
+    """``input_ids, attention_mask[, token_type_ids] -> logits`` (float32) through the fused layers.
+
+    The classification head (pooler and classifier) runs in float32 on a copy of its weights: a
+    bf16 logit keeps 8 bits, which near a logit of 2 rounds scores to steps of 0.016 and ties
+    candidates whose fp32 scores differ; the head's cost is nothing next to the layers'."""
 
     def __init__(self, model, base_attr: str) -> None:
         super().__init__()
         self.model = model
         base = getattr(model, base_attr)
         self.encoder = FusedEncoder(base, model.config.num_attention_heads, next(model.parameters()).dtype)
-        self.pooler = getattr(base, "pooler", None)
-        self.classifier = model.classifier
+        pooler = getattr(base, "pooler", None)
+        self.pooler = copy.deepcopy(pooler).float() if pooler is not None else None
+        self.classifier = copy.deepcopy(model.classifier).float()
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         hidden, _ = self.encoder(input_ids, attention_mask, token_type_ids)
-        first = hidden[_first_rows(attention_mask)][:, None, :]  # [batch, 1, hidden]: the heads read token 0
+        first = hidden[_first_rows(attention_mask)][:, None, :].float()  # [batch, 1, hidden]: the heads read token 0
         if self.pooler is not None:  # BERT: tanh(dense(CLS)), then the linear classifier
             return self.classifier(self.pooler(first))
         return self.classifier(first)  # RoBERTa / ELECTRA heads read the first token themselves

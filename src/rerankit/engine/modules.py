@@ -5,7 +5,8 @@ Two kinds of model:
 - ``encoder``: a cross-encoder (``*ForSequenceClassification``); outputs its logits ``[B, labels]``.
 - ``yes-no``: a decoder-only reranker in the Qwen3-Reranker style (``*ForCausalLM``); outputs the
   ``[no, yes]`` logits at each sequence's last real token ``[B, 2]``. Only those two rows of the
-  LM head are computed, so the vocabulary projection costs nothing.
+  LM head are computed, so the vocabulary projection costs nothing (the bf16 backend keeps them
+  in float32, as the fused encoders keep their classification head).
 
 Inputs are right-padded: ``input_ids``, ``attention_mask`` and, for encoders that use them,
 ``token_type_ids`` (int64).
@@ -124,7 +125,7 @@ def _yes_no_module(folder: Path, yes_id: int, no_id: int, attn: str):
             hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             last = attention_mask.sum(dim=1) - 1
             rows = torch.arange(hidden.shape[0], device=hidden.device)
-            return self.head(hidden[rows, last])
+            return self.head(hidden[rows, last].to(self.head.weight.dtype))
 
     return YesNoScores(model.get_decoder()).eval()
 

@@ -30,6 +30,9 @@ class TorchRunner:
         self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}[dtype]
         if self.dtype is not torch.float32:
             self.module = self.module.to(self.dtype)
+            head = getattr(self.module, "head", None)  # a yes-no model's two LM-head rows: float32 logits
+            if head is not None:
+                head.float()
             if info.kind == "encoder":
                 from .fused_encoder import fused_encoder_for
 

@@ -19,25 +19,49 @@ typedef struct {
 
 typedef struct { bf16 *kp, *vp, *p, *q; float *s, *o; } scratch_t;
 
-static void pack_keys(const job_t *job, const bf16 *K, int64_t n, bf16 *kp) {
-    /* B tiles of S = Q K^T: per 16-key block jb and 32-wide chunk c of the (zero-padded) head
-       dimension, 16 rows (dimension pairs) of 16 keys x 2 bf16:
-       kp32[((jb * DC + c) * 16 + p) * 16 + jj] = K32[jb*16+jj][c*16+p] */
-    const int64_t DC = (job->dim + 31) / 32, P = job->dim / 2, nb = (n + 15) / 16;
-    uint32_t *kp32 = (uint32_t *)kp;
-    if (P == DC * 16)
-        memset(kp32 + (nb - 1) * DC * 256, 0, DC * 256 * sizeof(uint32_t));
-    else
-        memset(kp32, 0, nb * DC * 256 * sizeof(uint32_t));
-    for (int64_t j = 0; j < n; j++) {
-        const uint32_t *row = (const uint32_t *)(K + j * job->ld_qkv);
-        uint32_t *dst = kp32 + (j / 16) * DC * 256 + (j % 16);
-        for (int64_t q = 0; q < P; q++) dst[q * 16] = row[q]; /* (c*16 + p) * 16 == q * 16 */
+static inline void transpose_16x16(__m512i r[16]) {
+    /* r[i][j] -> r[j][i] for 32-bit elements: pairs, then quads within 128-bit lanes, then lanes */
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 4; g++) { /* u[g*4 + c], lane l: rows 4g..4g+3 of column 4l + c */
+        u[g * 4 + 0] = _mm512_unpacklo_epi64(t[g * 4], t[g * 4 + 2]);
+        u[g * 4 + 1] = _mm512_unpackhi_epi64(t[g * 4], t[g * 4 + 2]);
+        u[g * 4 + 2] = _mm512_unpacklo_epi64(t[g * 4 + 1], t[g * 4 + 3]);
+        u[g * 4 + 3] = _mm512_unpackhi_epi64(t[g * 4 + 1], t[g * 4 + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+        r[c] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+        r[4 + c] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+        r[8 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+        r[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
     }
 }
 
-static void pack_values(const job_t *job, const bf16 *V, int64_t n, int64_t npad, bf16 *vp) {
-    /* B tiles of O = P V: vp[jp * 2Dp + d * 2 + e] = V[2jp + e][d], zero past n and past dim */
+static void pack_keys(const job_t *job, const bf16 *K, int64_t n, int64_t jb, bf16 *kp) {
+    /* B tiles of S = Q K^T for keys jb*16 .. jb*16+15: per 32-wide chunk c of the (zero-padded)
+       head dimension, 16 rows (dimension pairs) of 16 keys x 2 bf16:
+       kp32[((jb * DC + c) * 16 + p) * 16 + jj] = K32[jb*16+jj][c*16+p] */
+    const int64_t DC = (job->dim + 31) / 32, P = job->dim / 2;
+    uint32_t *kp32 = (uint32_t *)kp;
+    for (int64_t c = 0; c < DC; c++) {
+        const __mmask16 m = P - c * 16 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (P - c * 16)) - 1);
+        __m512i r[16];
+        for (int64_t jj = 0; jj < 16; jj++)
+            r[jj] = jb * 16 + jj < n ? _mm512_maskz_loadu_epi32(m, (const uint32_t *)(K + (jb * 16 + jj) * job->ld_qkv) + c * 16)
+                                     : _mm512_setzero_si512();
+        transpose_16x16(r);
+        for (int64_t p = 0; p < 16; p++) _mm512_storeu_si512(kp32 + ((jb * DC + c) * 16 + p) * 16, r[p]);
+    }
+}
+
+static void pack_values(const job_t *job, const bf16 *V, int64_t n, int64_t jp0, int64_t jp1, bf16 *vp) {
+    /* B tiles of O = P V, key pairs jp0 .. jp1-1: vp[jp * 2Dp + d * 2 + e] = V[2jp + e][d], zero
+       past n and past dim */
     const int64_t D = job->dim, Dp = (D + 31) / 32 * 32;
     __m512i lo_idx, hi_idx;
     {
@@ -46,7 +70,7 @@ static void pack_values(const job_t *job, const bf16 *V, int64_t n, int64_t npad
         lo_idx = _mm512_loadu_si512(lo);
         hi_idx = _mm512_loadu_si512(hi);
     }
-    for (int64_t jp = 0; jp < npad / 2; jp++) {
+    for (int64_t jp = jp0; jp < jp1; jp++) {
         bf16 *dst = vp + jp * 2 * Dp;
         for (int64_t d0 = 0; d0 < Dp; d0 += 32) {
             const __mmask32 m = D - d0 >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << (D - d0)) - 1);
@@ -58,13 +82,12 @@ static void pack_values(const job_t *job, const bf16 *V, int64_t n, int64_t npad
     }
 }
 
-static void attend(const job_t *job, int64_t start, int64_t n, int64_t h, scratch_t *w) {
+static void attend(const job_t *job, int64_t start, int64_t n, int64_t h, const bf16 *kp, const bf16 *vp,
+                   scratch_t *w) {
+    /* head h of one sequence, its keys and values packed (kp, vp) by pack_keys and pack_values */
     const int64_t D = job->dim, Dp = (D + 31) / 32 * 32, DC = Dp / 32;
     const int64_t nb = (n + 15) / 16, sw = nb * 16, npad = (n + 31) / 32 * 32;
     const bf16 *Q = job->qkv + start * job->ld_qkv + h * D;
-    const bf16 *K = Q + job->hidden, *V = Q + 2 * job->hidden;
-    pack_keys(job, K, n, w->kp);
-    pack_values(job, V, n, npad, w->vp);
     const __m512 scale = _mm512_set1_ps(job->scale);
     const __mmask16 tail = (n % 16) ? (__mmask16)((1u << (n % 16)) - 1) : (__mmask16)0xFFFF;
     float inv[16];
@@ -76,7 +99,7 @@ static void attend(const job_t *job, int64_t start, int64_t n, int64_t h, scratc
         if (DC == 1) _tile_loadd(1, w->q, Dp * 2);
         for (int64_t jb = 0; jb < nb; jb += 4) { /* four 16x16 score tiles in flight */
             const int64_t cnt = nb - jb < 4 ? nb - jb : 4;
-            const bf16 *kb = w->kp + jb * DC * 512;
+            const bf16 *kb = kp + jb * DC * 512;
             _tile_zero(4);
             if (cnt > 1) _tile_zero(5);
             if (cnt > 2) _tile_zero(6);
@@ -129,7 +152,7 @@ static void attend(const job_t *job, int64_t start, int64_t n, int64_t h, scratc
             const int64_t steps = npad / 32;
             _tile_zero(4); _tile_zero(5); _tile_zero(6); _tile_zero(7);
             for (int64_t ks = 0; ks < steps; ks++) {
-                const bf16 *vrow = w->vp + ks * 16 * 2 * Dp + dg * 2;
+                const bf16 *vrow = vp + ks * 16 * 2 * Dp + dg * 2;
                 if (four) {
                     _tile_loadd(1, w->p + ks * 32, npad * 2);
                     _tile_loadd(2, vrow, 4 * Dp); _tile_dpbf16ps(4, 1, 2);
@@ -165,12 +188,32 @@ static void attend(const job_t *job, int64_t start, int64_t n, int64_t h, scratc
     }
 }
 
-static int work(job_t *job) {
-    /* one thread's share: scratch, tile configuration, (sequence, head) tasks taken dynamically */
+static void attend_sequence(const job_t *job, int64_t b, int64_t h0, int64_t h1, scratch_t *w) {
+    /* heads h0..h1-1 of sequence b: every head's keys and values are packed first, so the rows
+       stream through the cache once and the tile loads never wait on the packing stores */
+    const int64_t start = job->offsets[b], n = job->offsets[b + 1] - start;
+    if (n <= 0) return;
+    const int64_t Dp = (job->dim + 31) / 32 * 32, npad = (n + 31) / 32 * 32;
+    const int64_t kstride = (n + 15) / 16 * 16 * Dp, vstride = npad * Dp;
+    const int64_t nb = (n + 15) / 16;
+    for (int64_t jb = 0; jb < nb; jb++) /* row blocks outside: the reads walk along each row */
+        for (int64_t h = h0; h < h1; h++) {
+            const bf16 *K = job->qkv + start * job->ld_qkv + job->hidden + h * job->dim;
+            pack_keys(job, K, n, jb, w->kp + (h - h0) * kstride);
+            const int64_t jp1 = jb == nb - 1 ? npad / 2 : (jb + 1) * 8; /* the last block zero-fills to npad */
+            pack_values(job, K + job->hidden, n, jb * 8, jp1, w->vp + (h - h0) * vstride);
+        }
+    for (int64_t h = h0; h < h1; h++)
+        attend(job, start, n, h, w->kp + (h - h0) * kstride, w->vp + (h - h0) * vstride, w);
+}
+
+static int work(job_t *job, int64_t groups) {
+    /* one thread's share: scratch, tile configuration, (sequence, head group) tasks taken dynamically */
     const int64_t D = (job->dim + 31) / 32 * 32, Lpad = (job->max_len + 31) / 32 * 32;
+    const int64_t per_group = (job->heads + groups - 1) / groups;
     scratch_t w;
-    w.kp = aligned_alloc(64, (size_t)Lpad * D * sizeof(bf16));
-    w.vp = aligned_alloc(64, (size_t)Lpad * D * sizeof(bf16));
+    w.kp = aligned_alloc(64, (size_t)per_group * Lpad * D * sizeof(bf16));
+    w.vp = aligned_alloc(64, (size_t)per_group * Lpad * D * sizeof(bf16));
     w.p = aligned_alloc(64, (size_t)16 * Lpad * sizeof(bf16));
     w.q = aligned_alloc(64, (size_t)16 * D * sizeof(bf16));
     w.s = aligned_alloc(64, (size_t)16 * Lpad * sizeof(float));
@@ -182,10 +225,9 @@ static int work(job_t *job) {
             int64_t t;
 #pragma omp atomic capture
             t = job->next++;
-            if (t >= job->batch * job->heads) break;
-            const int64_t b = t / job->heads, h = t % job->heads;
-            const int64_t start = job->offsets[b], n = job->offsets[b + 1] - start;
-            if (n > 0) attend(job, start, n, h, &w);
+            if (t >= job->batch * groups) break;
+            const int64_t b = t / groups, h0 = t % groups * per_group;
+            attend_sequence(job, b, h0, h0 + per_group < job->heads ? h0 + per_group : job->heads, &w);
         }
         _tile_release(); /* leave the thread's tiles as found: oneDNN and ATen configure their own */
     }
@@ -206,7 +248,9 @@ int rk_packed_attention(const bf16 *qkv, bf16 *out, const int64_t *offsets, cons
                  1.0f / sqrtf((float)dim), 0};
     int failed = 0;
     if (threads < 1) threads = 1;
+    /* whole sequences per task when there are enough of them to share out, else single heads */
+    const int64_t groups = batch >= 4 * threads ? 1 : heads;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
-    failed |= !work(&job);
+    failed |= !work(&job, groups);
     return failed ? 2 : 0;
 }
