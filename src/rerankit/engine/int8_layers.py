@@ -15,8 +15,7 @@ attention output or the feed-forward output in bf16 instead, 4.
   divided by ``s_j = max|x_j|^ALPHA / max|w_j|^(1 - ALPHA)`` while quantizing, and the weights'
   column ``j`` multiplied by it, so the product is unchanged. ``max|x_j|`` comes from a short
   calibration run at load (``calibrate``);
-- epilogues in fp32: bias, GELU (erf form; erf to 5e-4, Abramowitz & Stegun 7.1.27, far below the
-  int8 step of the output it feeds), the residual add; the feed-forward's inner activations
+- epilogues in fp32: bias, GELU (erf form, to 3e-7), the residual add; the feed-forward's inner activations
   go straight from the first matmul's epilogue to int8, without a bf16 copy.
 
 Attention and layer norms stay as in ``fused_encoder`` (bf16 with fp32 softmax and statistics).
