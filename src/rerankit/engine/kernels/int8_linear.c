@@ -47,7 +47,7 @@ void rk_pack_int8_weight(const int8_t *w, int8_t *packed, int64_t N, int64_t K) 
    smoothing folded into the weights): q = round(x / s), s = max|x| / 127 per row. K % 16 == 0. */
 void rk_quantize_rows(const bf16 *x, int64_t M, int64_t K, int64_t ld, const float *channel, int8_t *q,
                       float *scales, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 64)
     for (int64_t m = 0; m < M; m++) {
         const bf16 *row = x + m * ld;
         __m512 mx = _mm512_setzero_ps();
@@ -129,7 +129,9 @@ int rk_int8_linear(const int8_t *xq, const float *xs, int64_t M, int64_t K, cons
         else {
         configure_tiles();
         int32_t c[2][32 * 32] __attribute__((aligned(64)));
-#pragma omp for schedule(static)
+        /* row blocks handed out as threads free up: cores of a VM need not run at one speed (on the
+           2-core development VM one ran ~30% slower), and equal static halves wait for the slower */
+#pragma omp for schedule(dynamic, 2)
         for (int64_t mb = 0; mb < MB; mb++) {
             const int64_t m0 = mb * 32;
             const int two = M - m0 >= 32;
