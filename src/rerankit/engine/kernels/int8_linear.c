@@ -99,25 +99,36 @@ static void epilogue(const epilogue_t *e, const int32_t *c, int64_t m0, int64_t 
     }
 }
 
-static void quantize_fp32_rows(const float *x, int64_t rows, int64_t K, int8_t *q, float *scales) {
+static void quantize_fp32_rows(const float *x, int64_t rows, int64_t K, int8_t *q, float *scales, float offset) {
+    /* per row: symmetric int8 (offset 0), or unsigned uint8 of x + offset (offset > 0: for inputs
+       bounded below by -offset, as GELU's by -0.17, which then use all 256 steps instead of ~128) */
     for (int64_t m = 0; m < rows; m++) {
         const float *row = x + m * K;
         __m512 mx = _mm512_setzero_ps();
-        for (int64_t k = 0; k < K; k += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(row + k)));
-        const float amax = _mm512_reduce_max_ps(mx), s = amax > 0 ? amax / 127.0f : 1.0f;
+        for (int64_t k = 0; k < K; k += 16) {
+            const __m512 v = _mm512_loadu_ps(row + k);
+            mx = _mm512_max_ps(mx, offset > 0 ? v : _mm512_abs_ps(v));
+        }
+        const float amax = _mm512_reduce_max_ps(mx) + offset, s = amax > 0 ? amax / (offset > 0 ? 255.0f : 127.0f) : 1.0f;
         scales[m] = s;
-        const __m512 inv = _mm512_set1_ps(1.0f / s);
-        for (int64_t k = 0; k < K; k += 16)
-            _mm_storeu_si128((__m128i *)(q + m * K + k), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(row + k), inv))));
+        const __m512 inv = _mm512_set1_ps(1.0f / s), off = _mm512_set1_ps(offset);
+        for (int64_t k = 0; k < K; k += 16) {
+            const __m512 v = _mm512_mul_ps(_mm512_add_ps(_mm512_loadu_ps(row + k), off), inv);
+            const __m128i b = offset > 0 ? _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_cvtps_epi32(v), _mm512_setzero_si512()))
+                                         : _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v));
+            _mm_storeu_si128((__m128i *)(q + m * K + k), b);
+        }
     }
 }
 
 /* out = bf16(act(...) + residual) as in the header; M % 16 == 0, K % 64 == 0, N % 32 == 0 (else 1).
-   With out == NULL the rows are quantized per row instead, into q_out [M, N] and q_scales [M].
+   x_unsigned: xq holds uint8 (products by TDPBUSD; the caller folds the offset into bias).
+   With out == NULL the rows are quantized per row instead, into q_out [M, N] and q_scales [M]
+   (unsigned around -q_offset when q_offset > 0, see quantize_fp32_rows).
    Returns 2 when a thread could not allocate its row buffer. */
 int rk_int8_linear(const int8_t *xq, const float *xs, int64_t M, int64_t K, const int8_t *wp, const float *ws,
                    const float *bias, int64_t N, const bf16 *residual, int64_t ld_res, int gelu, bf16 *out,
-                   int64_t ld_out, int8_t *q_out, float *q_scales, int threads) {
+                   int64_t ld_out, int8_t *q_out, float *q_scales, int threads, int x_unsigned, float q_offset) {
     if (M % 16 || K % 64 || N % 32 || (!out && (!q_out || !q_scales))) return 1;
     const int64_t KB = K / 64, MB = (M + 31) / 32;
     int failed = 0;
@@ -146,12 +157,12 @@ int rk_int8_linear(const int8_t *xq, const float *xs, int64_t M, int64_t K, cons
                     _tile_loadd(0, a0 + kb * 64, K);
                     _tile_loadd(2, b0 + kb * 1024, 64);
                     _tile_loadd(3, b1 + kb * 1024, 64);
-                    _tile_dpbssd(4, 0, 2);
-                    _tile_dpbssd(5, 0, 3);
+                    if (x_unsigned) { _tile_dpbusd(4, 0, 2); _tile_dpbusd(5, 0, 3); }
+                    else { _tile_dpbssd(4, 0, 2); _tile_dpbssd(5, 0, 3); }
                     if (two) {
                         _tile_loadd(1, a1 + kb * 64, K);
-                        _tile_dpbssd(6, 1, 2);
-                        _tile_dpbssd(7, 1, 3);
+                        if (x_unsigned) { _tile_dpbusd(6, 1, 2); _tile_dpbusd(7, 1, 3); }
+                        else { _tile_dpbssd(6, 1, 2); _tile_dpbssd(7, 1, 3); }
                     }
                 }
                 if (j > 0) epilogue(&e, c[(j - 1) % 2], m0, rows, n0 - 32);
@@ -160,7 +171,7 @@ int rk_int8_linear(const int8_t *xq, const float *xs, int64_t M, int64_t K, cons
                 if (two) { _tile_stored(6, cj + 512, 128); _tile_stored(7, cj + 528, 128); }
             }
             epilogue(&e, c[(N / 32 - 1) % 2], m0, rows, N - 32);
-            if (!out) quantize_fp32_rows(e.rowbuf, rows, N, q_out + m0 * N, q_scales + m0);
+            if (!out) quantize_fp32_rows(e.rowbuf, rows, N, q_out + m0 * N, q_scales + m0, q_offset);
         }
         _tile_release();
         }
