@@ -2,14 +2,14 @@
 
 int8 AMX tiles run twice the bf16 rate, but int8 needs the activations quantized. Rows:
 
-- ``bf16``: the ``torch-bf16`` backend (what ``auto`` picks);
+- ``bf16``: the ``torch-bf16`` backend (what ``auto`` picks where AMX-INT8 is absent);
 - simulated int8: the four linear layers of every fused layer (QKV, attention output,
   feed-forward in and out) replaced by their exact int8 equivalent, computed in fp32 (int8 values
   times scales, so the only error is the quantization's): weights per output channel, activations
   with one scale per tensor (what oneDNN's int8 linear takes), one per row (token), or per row
   after SmoothQuant-style channel balancing of the two inputs that come out of a layer norm
   (channel statistics from the engine's built-in calibration pairs, as ``torch-int8`` does);
-- ``torch-int8``: the backend itself (AMX int8 kernels, ``engine/int8_layers.py``; its QKV
+- ``torch-int8``: the backend itself, what ``auto`` picks on AMX-INT8 CPUs (``engine/int8_layers.py``; its QKV
   projection stays bf16).
 
 For each it prints, over the queries of a judged collection (DL19 by default; DL21 is the
@@ -155,7 +155,7 @@ def main() -> None:
                 layer.__dict__.pop("forward", None)
             else:
                 layer.forward = forward
-        label = {"bf16": "bf16 (torch-bf16, what auto picks)", "tensor": "int8 simulated, one scale per tensor",
+        label = {"bf16": "bf16 (torch-bf16)", "tensor": "int8 simulated, one scale per tensor",
                  "row": "int8 simulated, one scale per row",
                  "row+smooth": "int8 simulated, per row + balancing"}[mode]
         report(label, engine)
