@@ -196,4 +196,3 @@ def test_auto_tries_int8_first_for_cross_encoders_where_the_kernels_may_run(monk
     assert "torch-int8" not in auto.candidate_order("yes-no")  # decoders have no int8 layers
     monkeypatch.setattr(auto, "native_enabled", lambda needs_int8=False: False)  # RERANKIT_NATIVE=0, no AMX-INT8
     assert auto.candidate_order("encoder")[0] == "torch-bf16"
-

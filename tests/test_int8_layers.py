@@ -34,19 +34,20 @@ def _inputs(rows=96, width=128, out=96, seed=0):
 
 def test_gelu_outputs_quantized_as_uint8_feed_the_next_product(kernels):
     x, w, b, _ = _inputs(width=128, out=128)
-    first, second = Int8Linear(kernels, w, b), Int8Linear(kernels, w.T.contiguous() * 0.5, b)
+    first = Int8Linear(kernels, w, b)
     hidden = torch.nn.functional.gelu(x.float() @ w.T + b)
     exact = hidden @ (w.T * 0.5).T + b
     floor = int8_layers.GELU_FLOOR
     errors = {}
     for offset in (0.0, floor):
+        second = Int8Linear(kernels, w.T.contiguous() * 0.5, b, input_offset=offset)
         q, scales = kernels.linear(*kernels.quantize(x), first, gelu=True, quantize_output=True, output_offset=offset)
         assert q.dtype == (torch.uint8 if offset else torch.int8)
         errors[offset] = _relative(q.float() * scales[:, None] - offset, hidden)
-        assert _relative(kernels.linear(q, scales, second, input_offset=offset), exact) < 0.03
+        assert _relative(kernels.linear(q, scales, second), exact) < 0.03
     assert errors[floor] < errors[0.0]  # 256 steps over [-0.17, max] instead of 128 over [0, max]
     with pytest.raises(ValueError, match="uint8"):  # signed rows where unsigned are expected
-        kernels.linear(*kernels.quantize(x), second, input_offset=floor)
+        kernels.linear(*kernels.quantize(x), second)
 
 
 def test_products_match_fp32_within_int8_rounding(kernels):

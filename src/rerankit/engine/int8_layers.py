@@ -74,22 +74,19 @@ class Int8Kernels:
         return q, scales
 
     def linear(self, q: torch.Tensor, scales: torch.Tensor, layer: Int8Linear, residual: torch.Tensor | None = None,
-               gelu: bool = False, quantize_output: bool = False, input_offset: float = 0.0,
-               output_offset: float = 0.0):
+               gelu: bool = False, quantize_output: bool = False, output_offset: float = 0.0):
         """``layer`` applied to quantized rows: bf16 ``[M, N]``, or ``(q, scales)`` of it.
 
-        ``input_offset > 0``: ``q`` is uint8 of ``x + input_offset`` (as ``output_offset`` makes
-        them); ``output_offset > 0``: the output rows are quantized that way, for outputs that
-        never fall below ``-output_offset`` (GELU's: ``GELU_FLOOR``)."""
+        ``q`` is uint8 of ``x + layer.input_offset`` where that is > 0 (as ``output_offset`` makes
+        them), else int8; ``output_offset > 0``: the output rows are quantized that way, for outputs
+        that never fall below ``-output_offset`` (GELU's: ``GELU_FLOOR``)."""
         rows = q.shape[0]
-        want = torch.uint8 if input_offset > 0 else torch.int8
+        want = torch.uint8 if layer.input_offset > 0 else torch.int8
         if q.dtype != want or not q.is_contiguous() or q.shape[1] != layer.in_features or scales.numel() != rows:
             raise ValueError(f"expected contiguous {want} rows of width {layer.in_features} and one scale per row")
         if residual is not None and (residual.dtype != torch.bfloat16 or residual.stride(1) != 1
                                      or tuple(residual.shape) != (rows, layer.out_features)):
             raise ValueError(f"residual must be a row-major bf16 [{rows}, {layer.out_features}] matrix")
-        # uint8 inputs stand for x + input_offset: the products carry input_offset * sum_k w[n, k] extra
-        bias = layer.bias - input_offset * layer.column_sums if input_offset > 0 else layer.bias
         out = q_out = s_out = None
         if quantize_output:
             q_out = torch.empty(rows, layer.out_features, dtype=torch.uint8 if output_offset > 0 else torch.int8)
@@ -98,21 +95,24 @@ class Int8Kernels:
             out = torch.empty(rows, layer.out_features, dtype=torch.bfloat16)
         status = self._linear(
             q.data_ptr(), scales.data_ptr(), rows, layer.in_features, layer.packed.data_ptr(),
-            layer.weight_scales.data_ptr(), bias.data_ptr(), layer.out_features,
+            layer.weight_scales.data_ptr(), layer.bias.data_ptr(), layer.out_features,
             residual.data_ptr() if residual is not None else None, residual.stride(0) if residual is not None else 0,
             int(gelu), out.data_ptr() if out is not None else None, layer.out_features,
             q_out.data_ptr() if q_out is not None else None, s_out.data_ptr() if s_out is not None else None,
-            torch.get_num_threads(), int(input_offset > 0), float(output_offset))
+            torch.get_num_threads(), int(layer.input_offset > 0), float(output_offset))
         if status != 0:
             raise RuntimeError(f"int8 linear kernel failed (status {status})")
         return (q_out, s_out) if quantize_output else out
 
 
 class Int8Linear:
-    """One linear layer's int8 weights (per output channel), fp32 bias and channel balancing."""
+    """One linear layer's int8 weights (per output channel), fp32 bias and channel balancing.
+
+    ``input_offset > 0``: its inputs come as uint8 of ``x + input_offset`` (``GELU_FLOOR`` after
+    GELU), and the bias is lowered by ``input_offset * sum_k w[n, k]`` once, here."""
 
     def __init__(self, kernels: Int8Kernels, weight: torch.Tensor, bias: torch.Tensor,
-                 smooth: torch.Tensor | None = None) -> None:
+                 smooth: torch.Tensor | None = None, input_offset: float = 0.0) -> None:
         w = weight.detach().float()
         if smooth is not None:
             w = w * smooth[None, :]
@@ -120,8 +120,9 @@ class Int8Linear:
         self.weight_scales = (w.abs().amax(1) / 127).clamp(min=1e-12).contiguous()
         quantized = torch.round(w / self.weight_scales[:, None]).clamp(-127, 127)
         self.packed = kernels.pack(quantized.to(torch.int8))
-        self.column_sums = (quantized.sum(1) * self.weight_scales).contiguous()  # sum_k of the int8 weights, scaled
-        self.bias = bias.detach().float().contiguous()
+        self.input_offset = input_offset
+        # uint8 inputs stand for x + input_offset: the products carry input_offset * sum_k w[n, k] extra
+        self.bias = (bias.detach().float() - input_offset * (quantized.sum(1) * self.weight_scales)).contiguous()
         self.channel = (1.0 / smooth).contiguous() if smooth is not None else None  # applied while quantizing
 
 
@@ -152,7 +153,7 @@ class Int8FusedLayer(torch.nn.Module):
         self.linears = {
             "att_out": Int8Linear(k, layer.att_out.weight, layer.att_out.bias),
             "inter": Int8Linear(k, layer.inter.weight, layer.inter.bias, inter_smooth),
-            "out": Int8Linear(k, layer.out.weight, layer.out.bias),
+            "out": Int8Linear(k, layer.out.weight, layer.out.bias, input_offset=GELU_FLOOR),
         }
 
     def forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
@@ -166,7 +167,7 @@ class Int8FusedLayer(torch.nn.Module):
         x = layer.att_norm(k.linear(*k.quantize(ctx), lin["att_out"], residual=x))
         h = k.linear(*k.quantize(x, lin["inter"].channel), lin["inter"], gelu=True, quantize_output=True,
                      output_offset=GELU_FLOOR)
-        return layer.out_norm(k.linear(*h, lin["out"], residual=x, input_offset=GELU_FLOOR))
+        return layer.out_norm(k.linear(*h, lin["out"], residual=x))
 
 
 def _self_test(kernels: Int8Kernels) -> bool:

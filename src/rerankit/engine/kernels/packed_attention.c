@@ -14,7 +14,7 @@ typedef struct {
     const float *bias; /* NULL or [heads, max_len, max_len], added to the scaled scores */
     int64_t batch, heads, dim, hidden, ld_qkv, ld_out, max_len;
     float scale;
-    int64_t next; /* the next (sequence, head) task */
+    int64_t next; /* the next (sequence, head group) task */
 } job_t;
 
 typedef struct { bf16 *kp, *vp, *p, *q; float *s, *o; } scratch_t;
@@ -193,9 +193,8 @@ static void attend_sequence(const job_t *job, int64_t b, int64_t h0, int64_t h1,
        stream through the cache once and the tile loads never wait on the packing stores */
     const int64_t start = job->offsets[b], n = job->offsets[b + 1] - start;
     if (n <= 0) return;
-    const int64_t Dp = (job->dim + 31) / 32 * 32, npad = (n + 31) / 32 * 32;
-    const int64_t kstride = (n + 15) / 16 * 16 * Dp, vstride = npad * Dp;
-    const int64_t nb = (n + 15) / 16;
+    const int64_t Dp = (job->dim + 31) / 32 * 32, npad = (n + 31) / 32 * 32, nb = (n + 15) / 16;
+    const int64_t kstride = nb * 16 * Dp, vstride = npad * Dp;
     for (int64_t jb = 0; jb < nb; jb++) /* row blocks outside: the reads walk along each row */
         for (int64_t h = h0; h < h1; h++) {
             const bf16 *K = job->qkv + start * job->ld_qkv + job->hidden + h * job->dim;
