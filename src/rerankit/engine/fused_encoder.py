@@ -4,7 +4,8 @@ Same weights and the same arithmetic as the Hugging Face layers, with fewer pass
 
 - query, key and value projections are one matmul (weights concatenated at load);
 - the feed-forward GELU is fused into its matmul, and each residual add into the matmul that
-  precedes it, through oneDNN's ``mkldnn._linear_pointwise`` (AMX or AVX512-BF16 kernels);
+  precedes it: through rerankit's AMX kernel (``bf16_linear``) where it applies, else oneDNN's
+  ``mkldnn._linear_pointwise`` (AMX or AVX512-BF16 kernels);
 - the matmuls run on the real tokens only, packed into ``[rows, hidden]`` with ``rows`` rounded up
   to a multiple of ``ROW_BUCKET`` (16 for small batches): padding costs no matmul work, and oneDNN sees few distinct
   shapes (it builds a kernel per shape, which costs more than the matmul the first time);
@@ -27,6 +28,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from .bf16_linear import PackedLinear, bf16_kernels, supports_shape
 from .native_attention import PackedAttention, packed_attention_kernel
 
 # (model_type, attribute of the base model inside *ForSequenceClassification)
@@ -53,25 +55,43 @@ class FusedLayer(torch.nn.Module):
         self.inter = layer.intermediate.dense
         self.out = layer.output.dense
         self.out_norm = layer.output.LayerNorm
+        self.kernels = bf16_kernels() if self.qkv_weight.dtype == torch.bfloat16 else None
+        weights = {"qkv": (self.qkv_weight, self.qkv_bias), "att_out": (self.att_out.weight, self.att_out.bias),
+                   "inter": (self.inter.weight, self.inter.bias), "out": (self.out.weight, self.out.bias)}
+        if self.kernels is not None and not all(supports_shape(*w.shape) for w, _ in weights.values()):
+            self.kernels = None
+        # the four matmuls' weights in the kernel's tile layout (empty: oneDNN runs them all)
+        self.packed: dict[str, PackedLinear] = (
+            {name: self.kernels.pack(w, b) for name, (w, b) in weights.items()} if self.kernels is not None else {})
 
     def forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         """``x``: packed ``[rows_padded, hidden]`` (see ``Packing``)."""
         return self.feed_forward(self.attention_block(x, packing))
 
+    def project(self, name: str, x: torch.Tensor, residual: torch.Tensor | None = None,
+                gelu: bool = False) -> torch.Tensor:
+        """Matmul ``name`` (qkv, att_out, inter, out) of ``x`` plus bias, then GELU or ``+ residual``."""
+        packed = self.packed.get(name)
+        if packed is not None:
+            return self.kernels.linear(x, packed, residual=residual, gelu=gelu)
+        weight, bias = (self.qkv_weight, self.qkv_bias) if name == "qkv" else (
+            getattr(self, name).weight, getattr(self, name).bias)
+        if residual is not None:
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu" if gelu else "none", [],
+                                                  "none" if gelu else "")
+
     def context(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         """Attention's output before its projection: the QKV matmul, then attention over the packed rows."""
-        qkv = torch.ops.mkldnn._linear_pointwise(x, self.qkv_weight, self.qkv_bias, "none", [], "")
-        return packing.attention(qkv, self.heads)
+        return packing.attention(self.project("qkv", x), self.heads)
 
     def attention_block(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         """Attention, its output projection plus the residual, and the layer norm."""
-        return self.att_norm(torch.ops.mkldnn._linear_pointwise.binary(
-            self.context(x, packing), x, self.att_out.weight, self.att_out.bias, "add"))
+        return self.att_norm(self.project("att_out", self.context(x, packing), residual=x))
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The GELU feed-forward plus the residual, and the layer norm."""
-        h = torch.ops.mkldnn._linear_pointwise(x, self.inter.weight, self.inter.bias, "gelu", [], "none")
-        return self.out_norm(torch.ops.mkldnn._linear_pointwise.binary(h, x, self.out.weight, self.out.bias, "add"))
+        return self.out_norm(self.project("out", self.project("inter", x, gelu=True), residual=x))
 
 
 class Packing:

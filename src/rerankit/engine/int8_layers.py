@@ -155,6 +155,8 @@ class Int8FusedLayer(torch.nn.Module):
             "inter": Int8Linear(k, layer.inter.weight, layer.inter.bias, inter_smooth),
             "out": Int8Linear(k, layer.out.weight, layer.out.bias, input_offset=GELU_FLOOR),
         }
+        for name in self.linears:  # their bf16 tile copies served calibration only; QKV's stays
+            layer.packed.pop(name, None)
 
     def forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         layer = self.layer

@@ -1,0 +1,100 @@
+/* bf16 linear layers on AMX tiles (see rerankit/engine/bf16_linear.py).
+
+   out[m, n] = bf16(act(sum_k x[m, k] w[n, k] + bias[n]) + residual[m, n])
+
+   x and w in bf16, products summed in fp32 by AMX TDPBF16PS, the epilogue (bias, GELU in erf form,
+   residual) in fp32. Each thread takes blocks of 32 rows as it frees up (dynamic scheduling: the
+   cores of a VM need not run at one speed) and walks the output columns 32 at a time. A block's
+   epilogue runs a few rows at a time between the tile products of the next block, so the AMX unit
+   keeps working while the vector units finish the previous block. */
+/* amx_common.h comes first (native.py) */
+
+/* w bf16 [N, K] -> B tiles [N/16][K/32][16 k-pairs][16 cols x 2]; N % 16 == 0, K % 32 == 0 */
+void rk_pack_bf16_weight(const bf16 *w, bf16 *packed, int64_t N, int64_t K) {
+    const int64_t KB = K / 32;
+    for (int64_t nb = 0; nb < N / 16; nb++)
+        for (int64_t kb = 0; kb < KB; kb++)
+            for (int64_t r = 0; r < 16; r++)
+                for (int64_t c = 0; c < 16; c++)
+                    for (int64_t e = 0; e < 2; e++)
+                        packed[((nb * KB + kb) * 16 + r) * 32 + c * 2 + e] = w[(nb * 16 + c) * K + kb * 32 + r * 2 + e];
+}
+
+typedef struct {
+    const float *bias;
+    const bf16 *residual;
+    int64_t ld_res, ld_out;
+    int gelu;
+    bf16 *out;
+} bf16_epilogue_t;
+
+/* rows [r0, r1) of the finished 32 x 32 block at (m0, n0) whose fp32 sums are in c (32 a row) */
+static inline void epilogue_rows(const bf16_epilogue_t *e, const float *c, int64_t m0, int64_t n0, int64_t r0,
+                                 int64_t r1) {
+    const __m512 bb0 = e->bias ? _mm512_loadu_ps(e->bias + n0) : _mm512_setzero_ps();
+    const __m512 bb1 = e->bias ? _mm512_loadu_ps(e->bias + n0 + 16) : _mm512_setzero_ps();
+    for (int64_t r = r0; r < r1; r++) {
+        __m512 y0 = _mm512_add_ps(_mm512_load_ps(c + r * 32), bb0);
+        __m512 y1 = _mm512_add_ps(_mm512_load_ps(c + r * 32 + 16), bb1);
+        if (e->gelu) { y0 = gelu_ps(y0); y1 = gelu_ps(y1); }
+        if (e->residual) {
+            const bf16 *res = e->residual + (m0 + r) * e->ld_res + n0;
+            y0 = _mm512_add_ps(y0, bf16_to_ps(_mm256_loadu_si256((const __m256i *)res)));
+            y1 = _mm512_add_ps(y1, bf16_to_ps(_mm256_loadu_si256((const __m256i *)(res + 16))));
+        }
+        _mm512_storeu_si512(e->out + (m0 + r) * e->ld_out + n0, (__m512i)_mm512_cvtne2ps_pbh(y1, y0));
+    }
+}
+
+/* out as in the header; x [M, K] with row stride ldx, wp packed by rk_pack_bf16_weight, bias fp32
+   [N] or NULL, residual bf16 [M, N] (row stride ld_res) or NULL. M % 16 == 0, K % 32 == 0,
+   N % 32 == 0, else 1. */
+int rk_bf16_linear(const bf16 *x, int64_t ldx, int64_t M, int64_t K, const bf16 *wp, const float *bias, int64_t N,
+                   const bf16 *residual, int64_t ld_res, int gelu, bf16 *out, int64_t ld_out, int threads) {
+    if (M % 16 || K % 32 || N % 32) return 1;
+    const int64_t KB = K / 32, MB = (M + 31) / 32;
+    const bf16_epilogue_t e = {bias, residual, ld_res, ld_out, gelu, out};
+#pragma omp parallel num_threads(threads)
+    {
+        configure_tiles();
+        float c[2][32 * 32] __attribute__((aligned(64)));
+        /* the thread's last block, whose sums wait in c[pending % 2] for their epilogue */
+        int64_t pending = -1, pm0 = 0, pn0 = 0, prows = 0;
+#pragma omp for schedule(dynamic, 2) nowait
+        for (int64_t mb = 0; mb < MB; mb++) {
+            const int64_t m0 = mb * 32;
+            const int two = M - m0 >= 32;
+            const int64_t rows = two ? 32 : 16;
+            const bf16 *a0 = x + m0 * ldx, *a1 = a0 + 16 * ldx;
+            for (int64_t n0 = 0; n0 < N; n0 += 32) {
+                const bf16 *b0 = wp + (n0 / 16) * KB * 512, *b1 = b0 + KB * 512;
+                _tile_zero(4); _tile_zero(5);
+                if (two) { _tile_zero(6); _tile_zero(7); }
+                int64_t done = 0;
+                for (int64_t kb = 0; kb < KB; kb++) {
+                    _tile_loadd(0, a0 + kb * 32, ldx * 2);
+                    _tile_loadd(2, b0 + kb * 512, 64);
+                    _tile_loadd(3, b1 + kb * 512, 64);
+                    _tile_dpbf16ps(4, 0, 2); _tile_dpbf16ps(5, 0, 3);
+                    if (two) {
+                        _tile_loadd(1, a1 + kb * 32, ldx * 2);
+                        _tile_dpbf16ps(6, 1, 2); _tile_dpbf16ps(7, 1, 3);
+                    }
+                    if (pending >= 0) { /* the previous block's epilogue, spread over this block's steps */
+                        const int64_t upto = (kb + 1) * prows / KB;
+                        epilogue_rows(&e, c[pending % 2], pm0, pn0, done, upto);
+                        done = upto;
+                    }
+                }
+                pending++;
+                pm0 = m0; pn0 = n0; prows = rows;
+                float *cj = c[pending % 2];
+                _tile_stored(4, cj, 128); _tile_stored(5, cj + 16, 128);
+                if (two) { _tile_stored(6, cj + 512, 128); _tile_stored(7, cj + 528, 128); }
+            }
+        }
+        if (pending >= 0) epilogue_rows(&e, c[pending % 2], pm0, pn0, 0, prows);
+        _tile_release();
+    }
+    return 0;
+}
