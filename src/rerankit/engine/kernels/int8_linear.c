@@ -53,11 +53,12 @@ typedef struct {
     float *rowbuf;  /* [32, N] */
 } epilogue_t;
 
-static void epilogue(const epilogue_t *e, const int32_t *c, int64_t m0, int64_t rows, int64_t n0) {
+/* rows [r0, r1) of the finished 32 x 32 block at (m0, n0) whose int32 sums are in c (32 a row) */
+static inline void epilogue(const epilogue_t *e, const int32_t *c, int64_t m0, int64_t n0, int64_t r0, int64_t r1) {
     const __m512 w0 = _mm512_loadu_ps(e->ws + n0), w1 = _mm512_loadu_ps(e->ws + n0 + 16);
     const __m512 bb0 = e->bias ? _mm512_loadu_ps(e->bias + n0) : _mm512_setzero_ps();
     const __m512 bb1 = e->bias ? _mm512_loadu_ps(e->bias + n0 + 16) : _mm512_setzero_ps();
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = r0; r < r1; r++) {
         const __m512 sx = _mm512_set1_ps(e->xs[m0 + r]);
         __m512 y0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + r * 32)), _mm512_mul_ps(sx, w0), bb0);
         __m512 y1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + r * 32 + 16)), _mm512_mul_ps(sx, w1), bb1);
@@ -126,11 +127,12 @@ int rk_int8_linear(const int8_t *xq, const float *xs, int64_t M, int64_t K, cons
             const int64_t rows = two ? 32 : 16;
             const int8_t *a0 = xq + m0 * K, *a1 = a0 + 16 * K;
             for (int64_t n0 = 0, j = 0; n0 < N; n0 += 32, j++) {
-                /* the tiles of block j compute while the epilogue of block j - 1 runs */
+                /* the tiles of block j compute while the epilogue of block j - 1 runs, a few rows
+                   after each step's products (the AMX unit never waits for the vector units) */
                 const int8_t *b0 = wp + (n0 / 16) * KB * 1024, *b1 = b0 + KB * 1024;
                 _tile_zero(4); _tile_zero(5);
                 if (two) { _tile_zero(6); _tile_zero(7); }
-                for (int64_t kb = 0; kb < KB; kb++) {
+                for (int64_t kb = 0, done = 0; kb < KB; kb++) {
                     _tile_loadd(0, a0 + kb * 64, K);
                     _tile_loadd(2, b0 + kb * 1024, 64);
                     _tile_loadd(3, b1 + kb * 1024, 64);
@@ -141,13 +143,17 @@ int rk_int8_linear(const int8_t *xq, const float *xs, int64_t M, int64_t K, cons
                         if (x_unsigned) { _tile_dpbusd(6, 1, 2); _tile_dpbusd(7, 1, 3); }
                         else { _tile_dpbssd(6, 1, 2); _tile_dpbssd(7, 1, 3); }
                     }
+                    if (j > 0) {
+                        const int64_t upto = (kb + 1) * rows / KB;
+                        epilogue(&e, c[(j - 1) % 2], m0, n0 - 32, done, upto);
+                        done = upto;
+                    }
                 }
-                if (j > 0) epilogue(&e, c[(j - 1) % 2], m0, rows, n0 - 32);
                 int32_t *cj = c[j % 2];
                 _tile_stored(4, cj, 128); _tile_stored(5, cj + 16, 128);
                 if (two) { _tile_stored(6, cj + 512, 128); _tile_stored(7, cj + 528, 128); }
             }
-            epilogue(&e, c[(N / 32 - 1) % 2], m0, rows, N - 32);
+            epilogue(&e, c[(N / 32 - 1) % 2], m0, N - 32, 0, rows);
             if (!out) quantize_fp32_rows(e.rowbuf, rows, N, q_out + m0 * N, q_scales + m0, q_offset);
         }
         _tile_release();
