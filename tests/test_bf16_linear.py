@@ -1,12 +1,13 @@
-"""bf16 AMX linear kernel: products match fp32 within bf16 rounding with any thread count, bad inputs
-are typed errors, and the fused layers use it where it applies and oneDNN otherwise, with the same
-results."""
+"""bf16 AMX linear kernel: products (with bias, GELU, residual and a layer norm) match fp32 within bf16
+rounding with any thread count and with streamed stores, bad inputs are typed errors, and the fused
+layers use it where it applies and oneDNN otherwise, with the same results."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from rerankit.engine import bf16_linear
 from rerankit.engine.bf16_linear import bf16_kernels
 from rerankit.engine.fused_encoder import FusedLayer
 
@@ -50,6 +51,45 @@ def test_products_match_fp32_with_bias_gelu_and_residual(kernels, rows, threads)
     assert _relative(added, exact + residual.float()) < 0.005
 
 
+def _norm(width: int, seed: int = 3) -> torch.nn.LayerNorm:
+    g = torch.Generator().manual_seed(seed)
+    norm = torch.nn.LayerNorm(width, eps=1e-12)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(width, generator=g))
+        norm.bias.copy_(torch.randn(width, generator=g))
+    return norm
+
+
+@pytest.mark.parametrize("rows", [16, 48, 272])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_layer_norm_after_the_residual_matches_fp32(kernels, rows, threads):
+    x, w, b, residual = _inputs(rows, 96, 128, seed=2)
+    residual = (residual.float() * 3 + 5).to(torch.bfloat16)  # an offset the norm must take out
+    norm = _norm(128)
+    layer = kernels.pack(w, b, norm)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = kernels.linear(x, layer, residual=residual)
+    finally:
+        torch.set_num_threads(before)
+    with torch.no_grad():
+        want = norm(x.float() @ w.float().T + b + residual.float())
+    assert _relative(got, want) < 0.005
+    without_norm = kernels.linear(x, kernels.pack(w, b), residual=residual)
+    assert _relative(without_norm, want) > 0.5  # the norm was applied
+
+
+def test_streamed_stores_give_the_same_outputs(kernels, monkeypatch):
+    x, w, b, residual = _inputs(1024, 64, 288, seed=4)
+    layer, normed = kernels.pack(w, b), kernels.pack(w, b, _norm(288))
+    monkeypatch.setattr(bf16_linear, "STREAM_BYTES", 1 << 40)
+    cached = [kernels.linear(x, layer, gelu=True), kernels.linear(x, normed, residual=residual)]
+    monkeypatch.setattr(bf16_linear, "STREAM_BYTES", 0)
+    streamed = [kernels.linear(x, layer, gelu=True), kernels.linear(x, normed, residual=residual)]
+    assert all(torch.equal(a, b) for a, b in zip(cached, streamed))
+
+
 def test_results_do_not_depend_on_the_thread_count(kernels):
     x, w, b, residual = _inputs(208, 64, 96, seed=1)
     layer = kernels.pack(w, b)
@@ -84,6 +124,8 @@ def test_bad_inputs_are_typed_errors(kernels):
         kernels.linear(x, layer, residual=residual[:16])
     with pytest.raises(ValueError, match="multiples of 32"):
         kernels.pack(w[:, :48], b)
+    with pytest.raises(ValueError, match="layer norm"):
+        kernels.pack(w, b, torch.nn.LayerNorm(64))
 
 
 def _bert_layer(hidden: int, inter: int, heads: int):

@@ -56,13 +56,16 @@ class FusedLayer(torch.nn.Module):
         self.out = layer.output.dense
         self.out_norm = layer.output.LayerNorm
         self.kernels = bf16_kernels() if self.qkv_weight.dtype == torch.bfloat16 else None
+        # each matmul's weight, bias and the layer norm that follows it (after the residual add)
+        self.norms = {"att_out": self.att_norm, "out": self.out_norm}
         weights = {"qkv": (self.qkv_weight, self.qkv_bias), "att_out": (self.att_out.weight, self.att_out.bias),
                    "inter": (self.inter.weight, self.inter.bias), "out": (self.out.weight, self.out.bias)}
         if self.kernels is not None and not all(supports_shape(*w.shape) for w, _ in weights.values()):
             self.kernels = None
-        # the four matmuls' weights in the kernel's tile layout (empty: oneDNN runs them all)
+        # the four matmuls in the kernel's tile layout, norms included (empty: oneDNN runs them all)
         self.packed: dict[str, PackedLinear] = (
-            {name: self.kernels.pack(w, b) for name, (w, b) in weights.items()} if self.kernels is not None else {})
+            {name: self.kernels.pack(w, b, self.norms.get(name)) for name, (w, b) in weights.items()}
+            if self.kernels is not None else {})
 
     def forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         """``x``: packed ``[rows_padded, hidden]`` (see ``Packing``)."""
@@ -70,16 +73,20 @@ class FusedLayer(torch.nn.Module):
 
     def project(self, name: str, x: torch.Tensor, residual: torch.Tensor | None = None,
                 gelu: bool = False) -> torch.Tensor:
-        """Matmul ``name`` (qkv, att_out, inter, out) of ``x`` plus bias, then GELU or ``+ residual``."""
+        """Matmul ``name`` (qkv, att_out, inter, out) of ``x`` plus bias, then GELU or ``+ residual``,
+        then the layer norm that follows att_out and out."""
         packed = self.packed.get(name)
         if packed is not None:
             return self.kernels.linear(x, packed, residual=residual, gelu=gelu)
         weight, bias = (self.qkv_weight, self.qkv_bias) if name == "qkv" else (
             getattr(self, name).weight, getattr(self, name).bias)
         if residual is not None:
-            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu" if gelu else "none", [],
-                                                  "none" if gelu else "")
+            y = torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
+        else:
+            y = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu" if gelu else "none", [],
+                                                   "none" if gelu else "")
+        norm = self.norms.get(name)
+        return norm(y) if norm is not None else y
 
     def context(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         """Attention's output before its projection: the QKV matmul, then attention over the packed rows."""
@@ -87,11 +94,11 @@ class FusedLayer(torch.nn.Module):
 
     def attention_block(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         """Attention, its output projection plus the residual, and the layer norm."""
-        return self.att_norm(self.project("att_out", self.context(x, packing), residual=x))
+        return self.project("att_out", self.context(x, packing), residual=x)
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The GELU feed-forward plus the residual, and the layer norm."""
-        return self.out_norm(self.project("out", self.project("inter", x, gelu=True), residual=x))
+        return self.project("out", self.project("inter", x, gelu=True), residual=x)
 
 
 class Packing:

@@ -1,9 +1,9 @@
 /* bf16 linear layers on AMX tiles (see rerankit/engine/bf16_linear.py).
 
-   out[m, n] = bf16(act(sum_k x[m, k] w[n, k] + bias[n]) + residual[m, n])
+   out[m, n] = bf16(act(sum_k x[m, k] w[n, k] + bias[n]) + residual[m, n]), optionally layer-normed per row
 
    x and w in bf16, products summed in fp32 by AMX TDPBF16PS, the epilogue (bias, GELU in erf form,
-   residual) in fp32. Each thread takes blocks of 32 rows as it frees up (dynamic scheduling: the
+   residual, the layer norm that follows a residual add in BERT's layers) in fp32, rounded once. Each thread takes blocks of 32 rows as it frees up (dynamic scheduling: the
    cores of a VM need not run at one speed) and walks the output columns 32 at a time. A block's
    epilogue runs a few rows at a time between the tile products of the next block, so the AMX unit
    keeps working while the vector units finish the previous block. */
@@ -23,10 +23,19 @@ void rk_pack_bf16_weight(const bf16 *w, bf16 *packed, int64_t N, int64_t K) {
 typedef struct {
     const float *bias;
     const bf16 *residual;
-    int64_t ld_res, ld_out;
-    int gelu;
+    int64_t ld_res, ld_out, N;
+    int gelu, stream;
     bf16 *out;
+    const float *ln_w, *ln_b; /* layer norm after the residual, or NULL */
+    float eps;
+    float *rowbuf;            /* [32, N] fp32 rows awaiting their layer norm (ln_w only) */
 } bf16_epilogue_t;
+
+static inline void store_bf16(const bf16_epilogue_t *e, bf16 *dst, __m512 lo, __m512 hi) {
+    const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    if (e->stream) _mm512_stream_si512((__m512i *)dst, v); /* past the caches: no read for ownership */
+    else _mm512_storeu_si512(dst, v);
+}
 
 /* rows [r0, r1) of the finished 32 x 32 block at (m0, n0) whose fp32 sums are in c (32 a row) */
 static inline void epilogue_rows(const bf16_epilogue_t *e, const float *c, int64_t m0, int64_t n0, int64_t r0,
@@ -42,20 +51,58 @@ static inline void epilogue_rows(const bf16_epilogue_t *e, const float *c, int64
             y0 = _mm512_add_ps(y0, bf16_to_ps(_mm256_loadu_si256((const __m256i *)res)));
             y1 = _mm512_add_ps(y1, bf16_to_ps(_mm256_loadu_si256((const __m256i *)(res + 16))));
         }
-        _mm512_storeu_si512(e->out + (m0 + r) * e->ld_out + n0, (__m512i)_mm512_cvtne2ps_pbh(y1, y0));
+        if (e->rowbuf) {
+            _mm512_store_ps(e->rowbuf + r * e->N + n0, y0);
+            _mm512_store_ps(e->rowbuf + r * e->N + n0 + 16, y1);
+        } else {
+            store_bf16(e, e->out + (m0 + r) * e->ld_out + n0, y0, y1);
+        }
     }
 }
 
-/* out as in the header; x [M, K] with row stride ldx, wp packed by rk_pack_bf16_weight, bias fp32
-   [N] or NULL, residual bf16 [M, N] (row stride ld_res) or NULL. M % 16 == 0, K % 32 == 0,
-   N % 32 == 0, else 1. */
+/* layer norm of the rows waiting in rowbuf (fp32, before any rounding), written to out in bf16 */
+static void norm_rows(const bf16_epilogue_t *e, int64_t m0, int64_t rows) {
+    const int64_t N = e->N;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = e->rowbuf + r * N;
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t n = 0; n < N; n += 16) sum = _mm512_add_ps(sum, _mm512_load_ps(row + n));
+        const __m512 mean = _mm512_set1_ps(_mm512_reduce_add_ps(sum) / (float)N);
+        __m512 sq = _mm512_setzero_ps();
+        for (int64_t n = 0; n < N; n += 16) {
+            const __m512 d = _mm512_sub_ps(_mm512_load_ps(row + n), mean);
+            sq = _mm512_fmadd_ps(d, d, sq);
+        }
+        const __m512 inv = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(sq) / (float)N + e->eps));
+        bf16 *dst = e->out + (m0 + r) * e->ld_out;
+        for (int64_t n = 0; n < N; n += 32) {
+            const __m512 y0 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_load_ps(row + n), mean), inv),
+                                              _mm512_loadu_ps(e->ln_w + n), _mm512_loadu_ps(e->ln_b + n));
+            const __m512 y1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_load_ps(row + n + 16), mean), inv),
+                                              _mm512_loadu_ps(e->ln_w + n + 16), _mm512_loadu_ps(e->ln_b + n + 16));
+            store_bf16(e, dst + n, y0, y1);
+        }
+    }
+}
+
+/* out as in the header, then a layer norm over each row where ln_w is given (weight ln_w, bias
+   ln_b, both fp32 [N]); x [M, K] with row stride ldx, wp packed by rk_pack_bf16_weight, bias fp32
+   [N] or NULL, residual bf16 [M, N] (row stride ld_res) or NULL. stream: write out with
+   non-temporal stores (for outputs larger than the caches; out 64-byte aligned). M % 16 == 0,
+   K % 32 == 0, N % 32 == 0, else 1; 2 when a thread could not allocate its row buffer. */
 int rk_bf16_linear(const bf16 *x, int64_t ldx, int64_t M, int64_t K, const bf16 *wp, const float *bias, int64_t N,
-                   const bf16 *residual, int64_t ld_res, int gelu, bf16 *out, int64_t ld_out, int threads) {
-    if (M % 16 || K % 32 || N % 32) return 1;
+                   const bf16 *residual, int64_t ld_res, int gelu, bf16 *out, int64_t ld_out, const float *ln_w,
+                   const float *ln_b, float eps, int stream, int threads) {
+    if (M % 16 || K % 32 || N % 32 || (ln_w && !ln_b)) return 1;
+    stream = stream && (uintptr_t)out % 64 == 0 && (ld_out * 2) % 64 == 0;
     const int64_t KB = K / 32, MB = (M + 31) / 32;
-    const bf16_epilogue_t e = {bias, residual, ld_res, ld_out, gelu, out};
-#pragma omp parallel num_threads(threads)
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
     {
+        bf16_epilogue_t e = {bias, residual, ld_res, ld_out, N, gelu, stream, out, ln_w, ln_b, eps, NULL};
+        if (ln_w) e.rowbuf = aligned_alloc(64, (size_t)32 * N * sizeof(float));
+        if (ln_w && !e.rowbuf) failed = 1;
+        else {
         configure_tiles();
         float c[2][32 * 32] __attribute__((aligned(64)));
         /* the thread's last block, whose sums wait in c[pending % 2] for their epilogue */
@@ -86,6 +133,9 @@ int rk_bf16_linear(const bf16 *x, int64_t ldx, int64_t M, int64_t K, const bf16 
                         done = upto;
                     }
                 }
+                /* the previous block was the last of its rows: they are whole, normalize them (before
+                   this block's epilogue, one step later, refills the row buffer) */
+                if (pending >= 0 && e.rowbuf && pn0 == N - 32) norm_rows(&e, pm0, prows);
                 pending++;
                 pm0 = m0; pn0 = n0; prows = rows;
                 float *cj = c[pending % 2];
@@ -93,8 +143,14 @@ int rk_bf16_linear(const bf16 *x, int64_t ldx, int64_t M, int64_t K, const bf16 
                 if (two) { _tile_stored(6, cj + 512, 128); _tile_stored(7, cj + 528, 128); }
             }
         }
-        if (pending >= 0) epilogue_rows(&e, c[pending % 2], pm0, pn0, 0, prows);
+        if (pending >= 0) {
+            epilogue_rows(&e, c[pending % 2], pm0, pn0, 0, prows);
+            if (e.rowbuf) norm_rows(&e, pm0, prows);
+        }
+        if (stream) _mm_sfence(); /* streamed stores visible before the threads join */
         _tile_release();
+        }
+        free(e.rowbuf);
     }
-    return 0;
+    return failed ? 2 : 0;
 }
