@@ -7,13 +7,15 @@ Same weights and the same arithmetic as the Hugging Face layers, with fewer pass
   precedes it: through rerankit's AMX kernel (``bf16_linear``) where it applies, else oneDNN's
   ``mkldnn._linear_pointwise`` (AMX or AVX512-BF16 kernels);
 - the matmuls run on the real tokens only, packed into ``[rows, hidden]`` with ``rows`` rounded up
-  to a multiple of ``ROW_BUCKET`` (16 for small batches): padding costs no matmul work, and oneDNN sees few distinct
-  shapes (it builds a kernel per shape, which costs more than the matmul the first time);
+  to a multiple of ``ROW_BUCKET`` (16 for small batches): padding costs no matmul work, and oneDNN
+  sees few distinct shapes (it builds a kernel per shape, which costs more than the matmul the
+  first time);
 - attention runs on the packed rows through the AMX kernel of ``native_attention`` where the CPU
-  and a C compiler allow; otherwise it is ``scaled_dot_product_attention`` on the padded
-  ``[batch, heads, length, dim]`` layout with an additive padding mask. MPNet's relative-position
-  bias is computed once per batch by the model's own encoder and shared by every layer, as in
-  Hugging Face.
+  and a C compiler allow (for batches of many sequences, together with the QKV and output
+  projections in one kernel per sequence: ``attention_block``); otherwise it is
+  ``scaled_dot_product_attention`` on the padded ``[batch, heads, length, dim]`` layout with an
+  additive padding mask. MPNet's relative-position bias is computed once per batch by the model's
+  own encoder and shared by every layer, as in Hugging Face.
 
 Embeddings and the classification head are the model's own modules, so any head (BERT's pooler,
 RoBERTa's and ELECTRA's classifier) works unchanged. ``fused_encoder_for`` returns ``None`` for a
@@ -28,6 +30,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from .attention_block import attention_block_kernel
 from .bf16_linear import PackedLinear, bf16_kernels, supports_shape
 from .native_attention import PackedAttention, packed_attention_kernel
 
@@ -66,6 +69,8 @@ class FusedLayer(torch.nn.Module):
         self.packed: dict[str, PackedLinear] = (
             {name: self.kernels.pack(w, b, self.norms.get(name)) for name, (w, b) in weights.items()}
             if self.kernels is not None else {})
+        # QKV, attention and the output projection in one kernel, for batches of many sequences
+        self.block = attention_block_kernel() if self.packed else None
 
     def forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         """``x``: packed ``[rows_padded, hidden]`` (see ``Packing``)."""
@@ -94,6 +99,10 @@ class FusedLayer(torch.nn.Module):
 
     def attention_block(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         """Attention, its output projection plus the residual, and the layer norm."""
+        if (self.block is not None and packing.kernel is not None and "qkv" in self.packed
+                and "att_out" in self.packed and packing.batch >= 4 * torch.get_num_threads()):
+            return self.block(x, packing.offsets, self.heads, packing.length, packing.bias, self.packed["qkv"],
+                              self.packed["att_out"])
         return self.project("att_out", self.context(x, packing), residual=x)
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""rerankit's small C kernels (``engine/kernels/*.c``, each compiled after ``amx_common.h``): built
-once per machine, loaded with ctypes.
+"""rerankit's small C kernels (``engine/kernels/*.c``, each compiled after ``amx_common.h`` and the
+kernels whose functions it calls): built once per machine, loaded with ctypes.
 
 The kernels use AMX tiles and AVX-512, so they apply to CPUs with AMX-BF16 (``amx_bf16`` and
 ``amx_tile`` in ``/proc/cpuinfo``; the int8 layers also need ``amx_int8``) on Linux. A kernel is
@@ -67,8 +67,9 @@ def _build(name: str, source: bytes, compiler: str) -> Path:
     return target
 
 
-def load_kernel_library(name: str, needs_int8: bool = False) -> ctypes.CDLL | None:
-    """The compiled ``kernels/<name>.c``, or ``None`` where it cannot be built or loaded here."""
+def load_kernel_library(name: str, needs_int8: bool = False, uses: tuple[str, ...] = ()) -> ctypes.CDLL | None:
+    """The compiled ``kernels/<name>.c`` (after ``amx_common.h`` and the kernels it ``uses``, in
+    order, as one translation unit), or ``None`` where it cannot be built or loaded here."""
     if not native_enabled(needs_int8):
         return None
     compiler = _compiler()
@@ -76,7 +77,8 @@ def load_kernel_library(name: str, needs_int8: bool = False) -> ctypes.CDLL | No
         return None
     try:
         kernels = resources.files("rerankit.engine").joinpath("kernels")
-        source = kernels.joinpath("amx_common.h").read_bytes() + b"\n" + kernels.joinpath(f"{name}.c").read_bytes()
+        parts = ["amx_common.h", *(f"{part}.c" for part in uses), f"{name}.c"]
+        source = b"\n".join(kernels.joinpath(part).read_bytes() for part in parts)
         library = ctypes.CDLL(str(_build(name, source, compiler)))
         return library if library.rk_amx_init() == 0 else None
     except (OSError, subprocess.SubprocessError) as exc:
@@ -85,10 +87,10 @@ def load_kernel_library(name: str, needs_int8: bool = False) -> ctypes.CDLL | No
 
 
 def load_checked_kernel(name: str, wrap: Callable[[ctypes.CDLL], K], self_test: Callable[[K], bool],
-                        needs_int8: bool = False) -> K | None:
+                        needs_int8: bool = False, uses: tuple[str, ...] = ()) -> K | None:
     """``wrap(library)`` of ``kernels/<name>.c`` if it builds here and passes ``self_test`` (a
     comparison with a torch reference), else ``None`` (logged), so callers keep their torch path."""
-    library = load_kernel_library(name, needs_int8)
+    library = load_kernel_library(name, needs_int8, uses)
     if library is None:
         return None
     kernel = wrap(library)

@@ -6,7 +6,8 @@
    residual, the layer norm that follows a residual add in BERT's layers) in fp32, rounded once. Each thread takes blocks of 32 rows as it frees up (dynamic scheduling: the
    cores of a VM need not run at one speed) and walks the output columns 32 at a time. A block's
    epilogue runs a few rows at a time between the tile products of the next block, so the AMX unit
-   keeps working while the vector units finish the previous block. */
+   keeps working while the vector units finish the previous block. gemm_rows and gemm_flush are
+   that walk, for kernels compiled after this file (attention_block.c). */
 /* amx_common.h comes first (native.py) */
 
 /* w bf16 [N, K] -> B tiles [N/16][K/32][16 k-pairs][16 cols x 2]; N % 16 == 0, K % 32 == 0 */
@@ -85,6 +86,56 @@ static void norm_rows(const bf16_epilogue_t *e, int64_t m0, int64_t rows) {
     }
 }
 
+/* where a thread's walk over row blocks stands: the last block, whose sums wait in c[pending % 2] */
+typedef struct { int64_t pending, m0, n0, rows; } gemm_state_t;
+
+/* rows m0 .. m0 + tile_rows - 1 of x (tile_rows 16 or 32) times every column block of wp; the
+   epilogue writes the first `valid` of them. Each block's epilogue runs a few rows at a time
+   between the tile products of the next block (which may be the next call's); gemm_flush ends it. */
+static inline void gemm_rows(const bf16 *x, int64_t ldx, int64_t m0, int64_t tile_rows, int64_t valid, int64_t K,
+                             const bf16 *wp, int64_t N, const bf16_epilogue_t *e, float (*c)[32 * 32],
+                             gemm_state_t *st) {
+    const int64_t KB = K / 32;
+    const int two = tile_rows == 32;
+    const bf16 *a0 = x + m0 * ldx, *a1 = a0 + 16 * ldx;
+    for (int64_t n0 = 0; n0 < N; n0 += 32) {
+        const bf16 *b0 = wp + (n0 / 16) * KB * 512, *b1 = b0 + KB * 512;
+        _tile_zero(4); _tile_zero(5);
+        if (two) { _tile_zero(6); _tile_zero(7); }
+        int64_t done = 0;
+        for (int64_t kb = 0; kb < KB; kb++) {
+            _tile_loadd(0, a0 + kb * 32, ldx * 2);
+            _tile_loadd(2, b0 + kb * 512, 64);
+            _tile_loadd(3, b1 + kb * 512, 64);
+            _tile_dpbf16ps(4, 0, 2); _tile_dpbf16ps(5, 0, 3);
+            if (two) {
+                _tile_loadd(1, a1 + kb * 32, ldx * 2);
+                _tile_dpbf16ps(6, 1, 2); _tile_dpbf16ps(7, 1, 3);
+            }
+            if (st->pending >= 0) { /* the previous block's epilogue, spread over this block's steps */
+                const int64_t upto = (kb + 1) * st->rows / KB;
+                epilogue_rows(e, c[st->pending % 2], st->m0, st->n0, done, upto);
+                done = upto;
+            }
+        }
+        /* the previous block was the last of its rows: they are whole, normalize them (before
+           this block's epilogue, one step later, refills the row buffer) */
+        if (st->pending >= 0 && e->rowbuf && st->n0 == N - 32) norm_rows(e, st->m0, st->rows);
+        st->pending++;
+        st->m0 = m0; st->n0 = n0; st->rows = valid;
+        float *cj = c[st->pending % 2];
+        _tile_stored(4, cj, 128); _tile_stored(5, cj + 16, 128);
+        if (two) { _tile_stored(6, cj + 512, 128); _tile_stored(7, cj + 528, 128); }
+    }
+}
+
+static inline void gemm_flush(const bf16_epilogue_t *e, float (*c)[32 * 32], gemm_state_t *st) {
+    if (st->pending < 0) return;
+    epilogue_rows(e, c[st->pending % 2], st->m0, st->n0, 0, st->rows);
+    if (e->rowbuf) norm_rows(e, st->m0, st->rows);
+    st->pending = -1;
+}
+
 /* out as in the header, then a layer norm over each row where ln_w is given (weight ln_w, bias
    ln_b, both fp32 [N]); x [M, K] with row stride ldx, wp packed by rk_pack_bf16_weight, bias fp32
    [N] or NULL, residual bf16 [M, N] (row stride ld_res) or NULL. stream: write out with
@@ -95,7 +146,7 @@ int rk_bf16_linear(const bf16 *x, int64_t ldx, int64_t M, int64_t K, const bf16 
                    const float *ln_b, float eps, int stream, int threads) {
     if (M % 16 || K % 32 || N % 32 || (ln_w && !ln_b)) return 1;
     stream = stream && (uintptr_t)out % 64 == 0 && (ld_out * 2) % 64 == 0;
-    const int64_t KB = K / 32, MB = (M + 31) / 32;
+    const int64_t MB = (M + 31) / 32;
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
@@ -105,48 +156,13 @@ int rk_bf16_linear(const bf16 *x, int64_t ldx, int64_t M, int64_t K, const bf16 
         else {
         configure_tiles();
         float c[2][32 * 32] __attribute__((aligned(64)));
-        /* the thread's last block, whose sums wait in c[pending % 2] for their epilogue */
-        int64_t pending = -1, pm0 = 0, pn0 = 0, prows = 0;
+        gemm_state_t st = {-1, 0, 0, 0};
 #pragma omp for schedule(dynamic, 2) nowait
         for (int64_t mb = 0; mb < MB; mb++) {
-            const int64_t m0 = mb * 32;
-            const int two = M - m0 >= 32;
-            const int64_t rows = two ? 32 : 16;
-            const bf16 *a0 = x + m0 * ldx, *a1 = a0 + 16 * ldx;
-            for (int64_t n0 = 0; n0 < N; n0 += 32) {
-                const bf16 *b0 = wp + (n0 / 16) * KB * 512, *b1 = b0 + KB * 512;
-                _tile_zero(4); _tile_zero(5);
-                if (two) { _tile_zero(6); _tile_zero(7); }
-                int64_t done = 0;
-                for (int64_t kb = 0; kb < KB; kb++) {
-                    _tile_loadd(0, a0 + kb * 32, ldx * 2);
-                    _tile_loadd(2, b0 + kb * 512, 64);
-                    _tile_loadd(3, b1 + kb * 512, 64);
-                    _tile_dpbf16ps(4, 0, 2); _tile_dpbf16ps(5, 0, 3);
-                    if (two) {
-                        _tile_loadd(1, a1 + kb * 32, ldx * 2);
-                        _tile_dpbf16ps(6, 1, 2); _tile_dpbf16ps(7, 1, 3);
-                    }
-                    if (pending >= 0) { /* the previous block's epilogue, spread over this block's steps */
-                        const int64_t upto = (kb + 1) * prows / KB;
-                        epilogue_rows(&e, c[pending % 2], pm0, pn0, done, upto);
-                        done = upto;
-                    }
-                }
-                /* the previous block was the last of its rows: they are whole, normalize them (before
-                   this block's epilogue, one step later, refills the row buffer) */
-                if (pending >= 0 && e.rowbuf && pn0 == N - 32) norm_rows(&e, pm0, prows);
-                pending++;
-                pm0 = m0; pn0 = n0; prows = rows;
-                float *cj = c[pending % 2];
-                _tile_stored(4, cj, 128); _tile_stored(5, cj + 16, 128);
-                if (two) { _tile_stored(6, cj + 512, 128); _tile_stored(7, cj + 528, 128); }
-            }
+            const int64_t rows = M - mb * 32 >= 32 ? 32 : 16;
+            gemm_rows(x, ldx, mb * 32, rows, rows, K, wp, N, &e, c, &st);
         }
-        if (pending >= 0) {
-            epilogue_rows(&e, c[pending % 2], pm0, pn0, 0, prows);
-            if (e.rowbuf) norm_rows(&e, pm0, prows);
-        }
+        gemm_flush(&e, c, &st);
         if (stream) _mm_sfence(); /* streamed stores visible before the threads join */
         _tile_release();
         }

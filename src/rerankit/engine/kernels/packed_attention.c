@@ -206,18 +206,26 @@ static void attend_sequence(const job_t *job, int64_t b, int64_t h0, int64_t h1,
         attend(job, start, n, h, w->kp + (h - h0) * kstride, w->vp + (h - h0) * vstride, w);
 }
 
+/* a thread's buffers for attend_sequence over `heads` heads of sequences up to max_len; 0 when
+   out of memory (scratch_free releases what was allocated either way) */
+static int scratch_alloc(scratch_t *w, int64_t heads, int64_t dim, int64_t max_len) {
+    const int64_t D = (dim + 31) / 32 * 32, Lpad = (max_len + 31) / 32 * 32;
+    w->kp = aligned_alloc(64, (size_t)heads * Lpad * D * sizeof(bf16));
+    w->vp = aligned_alloc(64, (size_t)heads * Lpad * D * sizeof(bf16));
+    w->p = aligned_alloc(64, (size_t)16 * Lpad * sizeof(bf16));
+    w->q = aligned_alloc(64, (size_t)16 * D * sizeof(bf16));
+    w->s = aligned_alloc(64, (size_t)16 * Lpad * sizeof(float));
+    w->o = aligned_alloc(64, (size_t)16 * 64 * sizeof(float));
+    return w->kp && w->vp && w->p && w->q && w->s && w->o;
+}
+
+static void scratch_free(scratch_t *w) { free(w->kp); free(w->vp); free(w->p); free(w->q); free(w->s); free(w->o); }
+
 static int work(job_t *job, int64_t groups) {
     /* one thread's share: scratch, tile configuration, (sequence, head group) tasks taken dynamically */
-    const int64_t D = (job->dim + 31) / 32 * 32, Lpad = (job->max_len + 31) / 32 * 32;
     const int64_t per_group = (job->heads + groups - 1) / groups;
     scratch_t w;
-    w.kp = aligned_alloc(64, (size_t)per_group * Lpad * D * sizeof(bf16));
-    w.vp = aligned_alloc(64, (size_t)per_group * Lpad * D * sizeof(bf16));
-    w.p = aligned_alloc(64, (size_t)16 * Lpad * sizeof(bf16));
-    w.q = aligned_alloc(64, (size_t)16 * D * sizeof(bf16));
-    w.s = aligned_alloc(64, (size_t)16 * Lpad * sizeof(float));
-    w.o = aligned_alloc(64, (size_t)16 * 64 * sizeof(float));
-    int ok = w.kp && w.vp && w.p && w.q && w.s && w.o;
+    int ok = scratch_alloc(&w, per_group, job->dim, job->max_len);
     if (ok) {
         configure_tiles();
         for (;;) {
@@ -230,7 +238,7 @@ static int work(job_t *job, int64_t groups) {
         }
         _tile_release(); /* leave the thread's tiles as found: oneDNN and ATen configure their own */
     }
-    free(w.kp); free(w.vp); free(w.p); free(w.q); free(w.s); free(w.o);
+    scratch_free(&w);
     return ok;
 }
 
