@@ -187,12 +187,12 @@ def test_auto_falls_back_to_fp32_when_no_candidate_keeps_the_ranking(model_dir, 
         np.testing.assert_allclose(engine.score(query, DOCS), scores, rtol=1e-5, atol=1e-6)
 
 
-def test_auto_tries_int8_first_for_cross_encoders_where_the_kernels_may_run(monkeypatch):
+def test_auto_tries_bf16_first_and_never_int8(monkeypatch):
     from rerankit.engine import auto
 
     monkeypatch.setattr(auto, "has_amx", lambda: True)
-    monkeypatch.setattr(auto, "native_enabled", lambda needs_int8=False: True)
-    assert auto.candidate_order("encoder")[:2] == ["torch-int8", "torch-bf16"]
-    assert "torch-int8" not in auto.candidate_order("yes-no")  # decoders have no int8 layers
-    monkeypatch.setattr(auto, "native_enabled", lambda needs_int8=False: False)  # RERANKIT_NATIVE=0, no AMX-INT8
-    assert auto.candidate_order("encoder")[0] == "torch-bf16"
+    order = auto.candidate_order()
+    assert order[0] == "torch-bf16" and "torch-int8" not in order  # int8 is opt-in (see auto's docstring)
+    monkeypatch.setattr(auto, "has_amx", lambda: False)
+    monkeypatch.setattr(auto, "has_avx512_bf16", lambda: False)
+    assert "torch-bf16" not in auto.candidate_order()
