@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+import pytest
+
+K = TypeVar("K")
 
 QUERIES = ["how do vaccines train the immune system", "what is the capital of australia"]
 DOCS = [
@@ -63,3 +67,10 @@ def assert_same_ranking(reference: np.ndarray, candidate: np.ndarray, rel_tol: f
         for j in range(len(reference)):
             if reference[i] - reference[j] > tol:
                 assert candidate[i] > candidate[j], (i, j, reference[[i, j]], candidate[[i, j]])
+
+
+def kernel_or_skip(kernel: K | None, what: str, needs: str = "AMX-BF16") -> K:
+    """``kernel``, or skip the test where it could not be built or loaded here."""
+    if kernel is None:
+        pytest.skip(f"no {what} here (needs {needs}, Linux and a C compiler)")
+    return kernel

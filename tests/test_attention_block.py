@@ -8,14 +8,12 @@ import torch
 
 from rerankit.engine.attention_block import attention_block_kernel, reference_block
 from rerankit.engine.bf16_linear import bf16_kernels
+from engine_helpers import kernel_or_skip
 
 
 @pytest.fixture
 def block():
-    found = attention_block_kernel()
-    if found is None:
-        pytest.skip("no attention block kernel here (needs AMX-BF16, Linux and a C compiler)")
-    return found
+    return kernel_or_skip(attention_block_kernel(), "attention block kernel")
 
 
 def _weights(heads: int, dim: int, seed: int = 0):

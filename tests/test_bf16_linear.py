@@ -10,14 +10,12 @@ import torch
 from rerankit.engine import bf16_linear
 from rerankit.engine.bf16_linear import bf16_kernels
 from rerankit.engine.fused_encoder import FusedLayer
+from engine_helpers import kernel_or_skip
 
 
 @pytest.fixture
 def kernels():
-    found = bf16_kernels()
-    if found is None:
-        pytest.skip("no bf16 linear kernel here (needs AMX-BF16, Linux and a C compiler)")
-    return found
+    return kernel_or_skip(bf16_kernels(), "bf16 linear kernel")
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:

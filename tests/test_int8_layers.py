@@ -10,14 +10,12 @@ import torch
 
 from rerankit.engine import int8_layers
 from rerankit.engine.int8_layers import Int8Linear, int8_kernels
+from engine_helpers import kernel_or_skip
 
 
 @pytest.fixture
 def kernels():
-    found = int8_kernels()
-    if found is None:
-        pytest.skip("no int8 kernels here (needs AMX-INT8, Linux and a C compiler)")
-    return found
+    return kernel_or_skip(int8_kernels(), "int8 kernels", "AMX-INT8")
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -9,14 +9,12 @@ import torch
 
 from rerankit.engine import native
 from rerankit.engine.native_attention import packed_attention_kernel, reference_attention
+from engine_helpers import kernel_or_skip
 
 
 @pytest.fixture
 def kernel():
-    found = packed_attention_kernel()
-    if found is None:
-        pytest.skip("no packed attention kernel here (needs AMX-BF16, Linux and a C compiler)")
-    return found
+    return kernel_or_skip(packed_attention_kernel(), "packed attention kernel")
 
 
 @pytest.fixture

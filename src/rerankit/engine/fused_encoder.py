@@ -63,7 +63,9 @@ class FusedLayer(torch.nn.Module):
         self.norms = {"att_out": self.att_norm, "out": self.out_norm}
         weights = {"qkv": (self.qkv_weight, self.qkv_bias), "att_out": (self.att_out.weight, self.att_out.bias),
                    "inter": (self.inter.weight, self.inter.bias), "out": (self.out.weight, self.out.bias)}
-        if self.kernels is not None and not all(supports_shape(*w.shape) for w, _ in weights.values()):
+        if self.kernels is not None and not (all(supports_shape(*w.shape) for w, _ in weights.values())
+                                             and all(n.weight is not None and n.bias is not None
+                                                     for n in self.norms.values())):
             self.kernels = None
         # the four matmuls in the kernel's tile layout, norms included (empty: oneDNN runs them all)
         self.packed: dict[str, PackedLinear] = (

@@ -1,4 +1,4 @@
-/* What rerankit's AMX kernels share: bf16 storage, tile configuration, AMX permission, exp, GELU.
+/* What rerankit's AMX kernels share: bf16 storage, tile configuration and packing, AMX permission, exp, GELU.
    native.py compiles this file in front of each kernel's source. */
 #include <immintrin.h>
 #include <math.h>
@@ -27,6 +27,17 @@ static void configure_tiles(void) {
     _tile_loadconfig(&cfg);
 }
 
+/* weight rows [N][row_bytes] -> B tiles [N/16][row_bytes/64][16 rows][16 cols x 4 bytes], as
+   TDPBSSD (4 int8 of K per 4 bytes) and TDPBF16PS (2 bf16) read them; N % 16 == 0, row_bytes % 64 == 0 */
+static void pack_b_tiles(const uint8_t *w, uint8_t *packed, int64_t N, int64_t row_bytes) {
+    const int64_t KB = row_bytes / 64;
+    for (int64_t nb = 0; nb < N / 16; nb++)
+        for (int64_t kb = 0; kb < KB; kb++)
+            for (int64_t r = 0; r < 16; r++)
+                for (int64_t c = 0; c < 16; c++)
+                    memcpy(packed + ((nb * KB + kb) * 16 + r) * 64 + c * 4, w + (nb * 16 + c) * row_bytes + kb * 64 + r * 4, 4);
+}
+
 static inline __m512 exp_ps(__m512 x) {
     /* 2^n * 2^f with n = round(x log2 e), |f| <= 0.5; degree-5 polynomial (rel. error < 2e-7) */
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
@@ -43,6 +54,12 @@ static inline __m512 exp_ps(__m512 x) {
 }
 
 static inline __m512 bf16_to_ps(__m256i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)); }
+
+/* y0, y1 += the 32 bf16 at res (a residual row's slice) */
+static inline void add_bf16_32(const bf16 *res, __m512 *y0, __m512 *y1) {
+    *y0 = _mm512_add_ps(*y0, bf16_to_ps(_mm256_loadu_si256((const __m256i *)res)));
+    *y1 = _mm512_add_ps(*y1, bf16_to_ps(_mm256_loadu_si256((const __m256i *)(res + 16))));
+}
 
 static inline __m512 gelu_ps(__m512 x) {
     /* x/2 (1 + erf(x / sqrt 2)); erf(a) = 1 - 1/(1 + a1 a + ... + a6 a^6)^16 for a >= 0

@@ -12,13 +12,7 @@
 
 /* w bf16 [N, K] -> B tiles [N/16][K/32][16 k-pairs][16 cols x 2]; N % 16 == 0, K % 32 == 0 */
 void rk_pack_bf16_weight(const bf16 *w, bf16 *packed, int64_t N, int64_t K) {
-    const int64_t KB = K / 32;
-    for (int64_t nb = 0; nb < N / 16; nb++)
-        for (int64_t kb = 0; kb < KB; kb++)
-            for (int64_t r = 0; r < 16; r++)
-                for (int64_t c = 0; c < 16; c++)
-                    for (int64_t e = 0; e < 2; e++)
-                        packed[((nb * KB + kb) * 16 + r) * 32 + c * 2 + e] = w[(nb * 16 + c) * K + kb * 32 + r * 2 + e];
+    pack_b_tiles((const uint8_t *)w, (uint8_t *)packed, N, 2 * K);
 }
 
 typedef struct {
@@ -47,11 +41,7 @@ static inline void epilogue_rows(const bf16_epilogue_t *e, const float *c, int64
         __m512 y0 = _mm512_add_ps(_mm512_load_ps(c + r * 32), bb0);
         __m512 y1 = _mm512_add_ps(_mm512_load_ps(c + r * 32 + 16), bb1);
         if (e->gelu) { y0 = gelu_ps(y0); y1 = gelu_ps(y1); }
-        if (e->residual) {
-            const bf16 *res = e->residual + (m0 + r) * e->ld_res + n0;
-            y0 = _mm512_add_ps(y0, bf16_to_ps(_mm256_loadu_si256((const __m256i *)res)));
-            y1 = _mm512_add_ps(y1, bf16_to_ps(_mm256_loadu_si256((const __m256i *)(res + 16))));
-        }
+        if (e->residual) add_bf16_32(e->residual + (m0 + r) * e->ld_res + n0, &y0, &y1);
         if (e->rowbuf) {
             _mm512_store_ps(e->rowbuf + r * e->N + n0, y0);
             _mm512_store_ps(e->rowbuf + r * e->N + n0 + 16, y1);

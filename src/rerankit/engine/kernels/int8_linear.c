@@ -11,13 +11,7 @@
 
 /* w int8 [N, K] -> B tiles [N/16][K/64][16 rows][16 cols x 4]; N % 16 == 0, K % 64 == 0 */
 void rk_pack_int8_weight(const int8_t *w, int8_t *packed, int64_t N, int64_t K) {
-    const int64_t KB = K / 64;
-    for (int64_t nb = 0; nb < N / 16; nb++)
-        for (int64_t kb = 0; kb < KB; kb++)
-            for (int64_t r = 0; r < 16; r++)
-                for (int64_t c = 0; c < 16; c++)
-                    for (int64_t e = 0; e < 4; e++)
-                        packed[((nb * KB + kb) * 16 + r) * 64 + c * 4 + e] = w[(nb * 16 + c) * K + kb * 64 + r * 4 + e];
+    pack_b_tiles((const uint8_t *)w, (uint8_t *)packed, N, K);
 }
 
 /* per-row symmetric int8 of x * channel (channel: NULL or [K] factors, the inverse of the
@@ -63,11 +57,7 @@ static inline void epilogue(const epilogue_t *e, const int32_t *c, int64_t m0, i
         __m512 y0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + r * 32)), _mm512_mul_ps(sx, w0), bb0);
         __m512 y1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + r * 32 + 16)), _mm512_mul_ps(sx, w1), bb1);
         if (e->gelu) { y0 = gelu_ps(y0); y1 = gelu_ps(y1); }
-        if (e->residual) {
-            const bf16 *res = e->residual + (m0 + r) * e->ld_res + n0;
-            y0 = _mm512_add_ps(y0, bf16_to_ps(_mm256_loadu_si256((const __m256i *)res)));
-            y1 = _mm512_add_ps(y1, bf16_to_ps(_mm256_loadu_si256((const __m256i *)(res + 16))));
-        }
+        if (e->residual) add_bf16_32(e->residual + (m0 + r) * e->ld_res + n0, &y0, &y1);
         if (e->out) {
             _mm512_storeu_si512(e->out + (m0 + r) * e->ld_out + n0, (__m512i)_mm512_cvtne2ps_pbh(y1, y0));
         } else {
