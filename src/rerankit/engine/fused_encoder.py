@@ -3,9 +3,10 @@
 Same weights and the same arithmetic as the Hugging Face layers, with fewer passes over memory:
 
 - query, key and value projections are one matmul (weights concatenated at load);
-- the feed-forward GELU is fused into its matmul, and each residual add into the matmul that
-  precedes it: through rerankit's AMX kernel (``bf16_linear``) where it applies, else oneDNN's
-  ``mkldnn._linear_pointwise`` (AMX or AVX512-BF16 kernels);
+- the feed-forward GELU is fused into its matmul, and each residual add and the layer norm after
+  it into the matmul that precedes them: through rerankit's AMX kernel (``bf16_linear``) where it
+  applies, else oneDNN's ``mkldnn._linear_pointwise`` (AMX or AVX512-BF16 kernels) and torch's
+  layer norm;
 - the matmuls run on the real tokens only, packed into ``[rows, hidden]`` with ``rows`` rounded up
   to a multiple of ``ROW_BUCKET`` (16 for small batches): padding costs no matmul work, and oneDNN
   sees few distinct shapes (it builds a kernel per shape, which costs more than the matmul the

@@ -1,10 +1,11 @@
 """torch backends: ``torch-fp32`` (the reference), ``torch-bf16`` (weights cast to bfloat16) and
 ``torch-int8`` (the fused bf16 layers with int8 matmuls, see ``int8_layers``).
 
-bf16 matmuls go through oneDNN, which uses AMX tiles where the CPU has them and AVX512-BF16
-otherwise; ``torch.backends.mkldnn`` must be available (it is in the official CPU wheels).
 For BERT-family encoders, ``torch-bf16`` runs the fused layers of ``fused_encoder`` (one QKV
-matmul, GELU and residual adds fused into their matmuls); other models run as Hugging Face wrote them.
+matmul; GELU, residual adds and layer norms fused into the matmuls, which run on rerankit's AMX
+kernel where the CPU has AMX, else on oneDNN); other models run as Hugging Face wrote them, their
+bf16 matmuls on oneDNN (AMX tiles or AVX512-BF16). ``torch.backends.mkldnn`` must be available
+(it is in the official CPU wheels).
 Threads: ``torch.set_num_threads(engine_threads())`` (physical cores), set at load; this is
 process-wide in torch.
 """
