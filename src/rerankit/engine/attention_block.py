@@ -22,7 +22,7 @@ import torch
 
 from .bf16_linear import PackedLinear, bf16_kernels
 from .native import load_checked_kernel
-from .native_attention import reference_attention
+from .native_attention import checked_bias, checked_offsets, padded_output, reference_attention
 
 
 class AttentionBlockKernel:
@@ -47,19 +47,12 @@ class AttentionBlockKernel:
                 or (att_out.out_features, att_out.in_features) != (hidden, hidden) or att_out.norm is None:
             raise ValueError("qkv must map hidden to 3 x hidden, att_out hidden to hidden with its layer norm, "
                              "and heads divide hidden")
-        offsets = offsets.to(torch.int64).contiguous()
-        real = int(offsets[-1])
+        offsets, real = checked_offsets(offsets, rows)
         lengths = offsets[1:] - offsets[:-1]
-        if offsets.dim() != 1 or int(offsets[0]) != 0 or real > rows or bool((lengths < 0).any()) \
-                or (lengths.numel() and int(lengths.max()) > max_len):
-            raise ValueError("offsets must rise from 0 to at most the row count, by at most max_len")
-        if bias is not None:
-            bias = bias.to(torch.float32).contiguous()
-            if tuple(bias.shape) != (heads, max_len, max_len):
-                raise ValueError(f"bias must be [heads, max_len, max_len], got {tuple(bias.shape)}")
-        y = torch.empty(rows, hidden, dtype=torch.bfloat16)
-        if real < rows:
-            y[real:].zero_()
+        if bool((lengths < 0).any()) or (lengths.numel() and int(lengths.max()) > max_len):
+            raise ValueError("offsets must rise from one sequence to the next by at most max_len")
+        bias = checked_bias(bias, heads, max_len)
+        y = padded_output(rows, hidden, real)
         norm_weight, norm_bias, eps = att_out.norm_pointers()
         status = self._run(x.data_ptr(), x.stride(0), y.data_ptr(), y.stride(0), offsets.data_ptr(),
                            offsets.numel() - 1, bias.data_ptr() if bias is not None else None, heads,

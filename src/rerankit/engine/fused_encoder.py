@@ -102,8 +102,9 @@ class FusedLayer(torch.nn.Module):
 
     def attention_block(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         """Attention, its output projection plus the residual, and the layer norm."""
-        if (self.block is not None and packing.kernel is not None and "qkv" in self.packed
-                and "att_out" in self.packed and packing.batch >= 4 * torch.get_num_threads()):
+        # (torch-int8 drops the packed att_out: its own int8 projection follows the context)
+        if (self.block is not None and packing.kernel is not None and "att_out" in self.packed
+                and packing.batch >= 4 * torch.get_num_threads()):
             return self.block(x, packing.offsets, self.heads, packing.length, packing.bias, self.packed["qkv"],
                               self.packed["att_out"])
         return self.project("att_out", self.context(x, packing), residual=x)

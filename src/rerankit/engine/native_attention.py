@@ -41,17 +41,11 @@ class PackedAttention:
         if qkv.dtype != torch.bfloat16 or width % 3 or qkv.stride(1) != 1:
             raise ValueError("qkv must be a row-major bf16 [rows, 3 * hidden] tensor")
         hidden = width // 3
-        offsets = offsets.to(torch.int64).contiguous()
-        real = int(offsets[-1])
-        if heads < 1 or hidden % heads or offsets.dim() != 1 or int(offsets[0]) != 0 or real > rows:
-            raise ValueError("offsets must run from 0 to at most the row count, and heads divide the width")
-        out = torch.empty(rows, hidden, dtype=torch.bfloat16)
-        if real < rows:
-            out[real:].zero_()
-        if bias is not None:
-            bias = bias.to(torch.float32).contiguous()
-            if tuple(bias.shape) != (heads, max_len, max_len):
-                raise ValueError(f"bias must be [heads, max_len, max_len], got {tuple(bias.shape)}")
+        if heads < 1 or hidden % heads:
+            raise ValueError("heads must divide the width")
+        offsets, real = checked_offsets(offsets, rows)
+        bias = checked_bias(bias, heads, max_len)
+        out = padded_output(rows, hidden, real)
         status = self._run(qkv.data_ptr(), out.data_ptr(), offsets.data_ptr(),
                            bias.data_ptr() if bias is not None else 0, offsets.numel() - 1, heads,
                            hidden // heads, qkv.stride(0), out.stride(0), max_len,
@@ -59,6 +53,35 @@ class PackedAttention:
         if status != 0:
             raise RuntimeError(f"packed attention kernel failed (status {status})")
         return out
+
+
+def checked_offsets(offsets: torch.Tensor, rows: int) -> tuple[torch.Tensor, int]:
+    """Sequence offsets as the kernels read them (int64, contiguous) and the real row count;
+    ValueError unless they run from 0 to at most ``rows``."""
+    offsets = offsets.to(torch.int64).contiguous()
+    real = int(offsets[-1])
+    if offsets.dim() != 1 or int(offsets[0]) != 0 or real > rows:
+        raise ValueError("offsets must run from 0 to at most the row count")
+    return offsets, real
+
+
+def checked_bias(bias: torch.Tensor | None, heads: int, max_len: int) -> torch.Tensor | None:
+    """MPNet's attention bias as the kernels read it (fp32, contiguous); ValueError unless it is
+    ``[heads, max_len, max_len]``."""
+    if bias is None:
+        return None
+    bias = bias.to(torch.float32).contiguous()
+    if tuple(bias.shape) != (heads, max_len, max_len):
+        raise ValueError(f"bias must be [heads, max_len, max_len], got {tuple(bias.shape)}")
+    return bias
+
+
+def padded_output(rows: int, width: int, real: int) -> torch.Tensor:
+    """A bf16 ``[rows, width]`` output whose padding rows (from ``real`` on) are zero."""
+    out = torch.empty(rows, width, dtype=torch.bfloat16)
+    if real < rows:
+        out[real:].zero_()
+    return out
 
 
 def reference_attention(qkv: torch.Tensor, offsets: torch.Tensor, heads: int,
