@@ -52,7 +52,9 @@ def resolve_bi_encoder(name_or_path: str) -> str:
         if mpnet_parts_installed():
             return packaged_mpnet_path()
     if Path(name_or_path).expanduser().exists():
-        return str(Path(name_or_path).expanduser())
+        from .shared_tensors import complete_folder
+
+        return complete_folder(Path(name_or_path).expanduser())
     from .rerankers.cross_encoder import resolve_model_source
 
     return resolve_model_source(name_or_path)

@@ -1,8 +1,8 @@
 """Bi-encoder embeddings through the fused bf16 layers: same weights and pooling as sentence-transformers.
 
 ``FusedBiEncoder`` takes a loaded ``SentenceTransformer`` whose modules are a BERT-family (or MPNet)
-``Transformer`` followed by mean ``Pooling`` (and optionally ``Normalize``), as all-MiniLM-L6-v2 is,
-tokenizes with its tokenizer and ``max_seq_length``, packs texts by token budget, and returns
+``Transformer`` followed by mean ``Pooling`` (then optionally a linear ``Dense`` projection, and
+``Normalize``), as all-MiniLM-L6-v2 and rerankit's distilled bi-encoders are, tokenizes with its tokenizer and ``max_seq_length``, packs texts by token budget, and returns
 L2-normalized float32 rows. ``fused_bi_encoder_for`` returns ``None`` for any other model.
 """
 
@@ -20,7 +20,7 @@ from .hardware import engine_threads
 class FusedBiEncoder:
     """Normalized mean-pooled embeddings of a sentence-transformers BERT or MPNet model, in bf16."""
 
-    def __init__(self, transformer, token_budget: int = 8192, max_batch: int = 128) -> None:
+    def __init__(self, transformer, token_budget: int = 8192, max_batch: int = 128, dense=None) -> None:
         import torch
 
         from .fused_encoder import FusedMeanPooler
@@ -31,6 +31,12 @@ class FusedBiEncoder:
         self.module = FusedMeanPooler(base, base.config.num_attention_heads, torch.bfloat16).eval()
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.token_budget, self.max_batch = token_budget, max_batch
+        self.projection: np.ndarray | None = None  # a Dense module's (out, in) weight, applied in fp32
+        self.projection_bias: np.ndarray | None = None
+        if dense is not None:
+            self.projection = dense.linear.weight.detach().float().numpy().copy()
+            if dense.linear.bias is not None:
+                self.projection_bias = dense.linear.bias.detach().float().numpy().copy()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         import torch
@@ -45,6 +51,10 @@ class FusedBiEncoder:
             with torch.inference_mode():
                 vectors = self.module(torch.from_numpy(batch["input_ids"]),
                                       torch.from_numpy(batch["attention_mask"])).numpy()
+            if self.projection is not None:
+                vectors = vectors.astype(np.float32) @ self.projection.T
+                if self.projection_bias is not None:
+                    vectors = vectors + self.projection_bias
             if out is None:
                 out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
             out[idx] = vectors
@@ -55,9 +65,16 @@ class FusedBiEncoder:
 
 def fused_bi_encoder_for(model) -> FusedBiEncoder | None:
     """A ``FusedBiEncoder`` for a ``SentenceTransformer`` it reproduces exactly (up to bf16), else ``None``."""
+    import torch
+
     from .fused_encoder import supports_fusion
 
     modules = list(model)
+    dense = None
+    if len(modules) >= 3 and type(modules[2]).__name__ == "Dense":  # a linear projection after pooling
+        dense = modules.pop(2)
+        if not isinstance(getattr(dense, "activation_function", None), torch.nn.Identity):
+            return None
     if len(modules) not in (2, 3) or type(modules[0]).__name__ != "Transformer":
         return None
     pooling = modules[1]
@@ -71,4 +88,4 @@ def fused_bi_encoder_for(model) -> FusedBiEncoder | None:
     auto_model = getattr(modules[0], "auto_model", None)
     if auto_model is None or not supports_fusion(auto_model.config) or not hasattr(auto_model, "encoder"):
         return None
-    return FusedBiEncoder(modules[0])
+    return FusedBiEncoder(modules[0], dense=dense)

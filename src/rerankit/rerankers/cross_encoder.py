@@ -43,7 +43,9 @@ def resolve_model_source(name_or_path: str) -> str:
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"{path} is not a Hugging Face model folder (no config.json)")
-        return str(path)
+        from ..shared_tensors import complete_folder
+
+        return complete_folder(path)
     if name_or_path.count("/") != 1 or name_or_path.startswith(("/", ".", "~")):
         raise ModelNotFoundError(f"no model folder at {name_or_path!r}; use {LOCAL_ALTERNATIVES}")
     try:

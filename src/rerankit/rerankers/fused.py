@@ -1,38 +1,42 @@
-"""A cross-encoder fused with a bi-encoder: ``sigmoid(a * ce_logit + b * cosine + c)``.
+"""A cross-encoder fused with a bi-encoder: ``sigmoid(a * ce_logit + b * cosine + d * lexical + c)``.
 
-The shipped default model is one of these. Its weights ``a, b, c`` are fitted by logistic
-regression on the development set and stored in the model folder's ``rerankit.json``; the
-score is a calibrated probability in [0, 1].
+The shipped default model is one of these. Its weights ``a, b, c`` (and ``d``, where the folder
+carries lexical statistics, see ``rerankit.lexical``) are fitted by logistic regression on the
+development set and stored in the model folder's ``rerankit.json``; the score is a calibrated
+probability in [0, 1].
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..encoders import DEFAULT_BI_ENCODER, embed, load_bi_encoder
 from ..errors import ModelNotFoundError
+from ..lexical import LexicalScorer
 from ..types import Document
 from .base import Reranker
 from .cross_encoder import CrossEncoderReranker
 
 FUSION_FILE = "rerankit.json"
 FUSION_FORMAT = "rerankit-fused-v1"
+LEXICAL_FILE = "lexical.json.gz"
 
 
 @dataclass(frozen=True)
 class FusionWeights:
-    """Logistic-regression weights over the cross-encoder logit and the bi-encoder cosine."""
+    """Logistic-regression weights over the cross-encoder logit, the bi-encoder cosine and the lexical score."""
 
     cross_encoder_weight: float = 1.0
     bi_encoder_weight: float = 0.0
     bias: float = 0.0
     bi_encoder: str = DEFAULT_BI_ENCODER
     max_length: int | None = None  # the cross-encoder's training length, used at inference too
+    lexical_weight: float = 0.0  # weight of ``LexicalScorer.scores`` (the folder's LEXICAL_FILE)
 
     @classmethod
     def read(cls, folder: str | Path) -> FusionWeights:
@@ -43,15 +47,20 @@ class FusionWeights:
             raise ModelNotFoundError(f"cannot read fusion weights {path}: {exc}") from exc
         if data.get("format") != FUSION_FORMAT:
             raise ModelNotFoundError(f"{path}: unknown format {data.get('format')!r}")
-        return cls(**{k: data[k] for k in ("cross_encoder_weight", "bi_encoder_weight", "bias", "bi_encoder", "max_length")
+        return cls(**{k: data[k] for k in ("cross_encoder_weight", "bi_encoder_weight", "bias", "bi_encoder", "max_length",
+                                                "lexical_weight")
                       if k in data})
 
     def to_json(self) -> dict:
         return {"format": FUSION_FORMAT, **asdict(self)}
 
-    def combine(self, ce_logits: np.ndarray, cosines: np.ndarray) -> np.ndarray:
-        """Calibrated probability for each (logit, cosine) pair."""
+    def combine(self, ce_logits: np.ndarray, cosines: np.ndarray, lexical: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated probability for each (logit, cosine[, lexical score]) of a candidate."""
         z = self.cross_encoder_weight * ce_logits + self.bi_encoder_weight * cosines + self.bias
+        if self.lexical_weight:
+            if lexical is None:
+                raise ValueError("these fusion weights read lexical scores; none were given")
+            z = z + self.lexical_weight * lexical
         return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -62,22 +71,29 @@ class FusedReranker(Reranker):
 
     def __init__(self, folder: str | Path, *, name: str | None = None, **cross_encoder_kwargs) -> None:
         self.weights = FusionWeights.read(folder)
+        if (Path(folder) / self.weights.bi_encoder).is_dir():  # a bi-encoder stored inside the model folder
+            self.weights = replace(self.weights, bi_encoder=str(Path(folder) / self.weights.bi_encoder))
         cross_encoder_kwargs.setdefault("max_length", self.weights.max_length)
         self.cross_encoder = CrossEncoderReranker(str(folder), activation="none", **cross_encoder_kwargs)
         if self.weights.bi_encoder_weight:
             load_bi_encoder(self.weights.bi_encoder)
+        self.lexical = LexicalScorer.load(Path(folder) / LEXICAL_FILE) if self.weights.lexical_weight else None
         self.name = name or str(folder)
 
-    def components(self, query: str, documents: Sequence[Document]) -> tuple[np.ndarray, np.ndarray]:
-        """The cross-encoder logits and bi-encoder cosines that the fused score combines."""
+    def _lexical(self, query: str, texts: Sequence[str]) -> np.ndarray | None:
+        return None if self.lexical is None else self.lexical.scores(query, texts)
+
+    def components(self, query: str, documents: Sequence[Document]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The cross-encoder logits, bi-encoder cosines and lexical scores (None without) that the fused score combines."""
+        texts = [d.full_text for d in documents]
         if not self.weights.cross_encoder_weight:  # the dev set chose the bi-encoder alone: skip the pairs
             logits = np.zeros(len(documents), dtype=np.float32)
         else:
             logits = self.cross_encoder._score(query, documents)
         if not self.weights.bi_encoder_weight:
-            return logits, np.zeros_like(logits)
-        vectors = embed([query, *[d.full_text for d in documents]], self.weights.bi_encoder)
-        return logits, vectors[1:] @ vectors[0]
+            return logits, np.zeros_like(logits), self._lexical(query, texts)
+        vectors = embed([query, *texts], self.weights.bi_encoder)
+        return logits, vectors[1:] @ vectors[0], self._lexical(query, texts)
 
     def _score(self, query: str, documents: Sequence[Document]) -> np.ndarray:
         return self.weights.combine(*self.components(query, documents))
@@ -95,12 +111,13 @@ class FusedReranker(Reranker):
             logits = [np.zeros(len(ts), dtype=np.float32) for ts in texts]
         else:
             logits = self.cross_encoder.score_many(queries, texts)
+        lexical = [self._lexical(q, ts) for q, ts in zip(queries, texts)]
         if not self.weights.bi_encoder_weight:
-            return [self.weights.combine(lg, np.zeros_like(lg)).astype(np.float32) for lg in logits]
+            return [self.weights.combine(lg, np.zeros_like(lg), lx).astype(np.float32) for lg, lx in zip(logits, lexical)]
         vectors = embed([*queries, *[t for ts in texts for t in ts]], self.weights.bi_encoder)
         out, row = [], len(queries)
-        for i, (lg, ts) in enumerate(zip(logits, texts)):
+        for i, (lg, ts, lx) in enumerate(zip(logits, texts, lexical)):
             cosines = vectors[row : row + len(ts)] @ vectors[i]
             row += len(ts)
-            out.append(self.weights.combine(lg, cosines).astype(np.float32))
+            out.append(self.weights.combine(lg, cosines, lx).astype(np.float32))
         return out

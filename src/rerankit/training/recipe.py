@@ -20,6 +20,7 @@ Two optional stages around the first:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -33,6 +34,8 @@ from ..encoders import DEFAULT_BI_ENCODER
 from ..errors import DataFormatError, InvalidInputError
 from ..evaluation.metrics import trec_order
 from ..io import atomic_write_json, publish_directory
+from ..lexical import LexicalScorer
+from ..rerankers.fused import LEXICAL_FILE
 from .data import TrainingGroup, write_training_jsonl
 from .fusion import DevPairs, fit_fusion, ndcg10
 from .judged import JudgedCollection, KFoldResult, kfold_finetune
@@ -44,17 +47,23 @@ log = logging.getLogger(__name__)
 _SOURCES = {"squad", "wikiqa", "scifact", "unlabelled"}  # the training sources a recipe may name
 
 
+def query_half(qid: str) -> int:
+    """0 or 1: a fixed split of a collection's queries (SHA-1 of the id, so it does not depend on order)."""
+    return int(hashlib.sha1(qid.encode()).hexdigest(), 16) % 2
+
+
 class TrecDevSet:
     """A judged collection with a first-stage run: the dev queries, their top-``depth`` candidates."""
 
-    def __init__(self, folder: str | Path, depth: int = 30, run: str = "runs/bm25.top100.trec") -> None:
+    def __init__(self, folder: str | Path, depth: int = 30, run: str = "runs/bm25.top100.trec",
+                 half: int | None = None) -> None:
         folder = Path(folder)
         qrels_file = folder / "qrels" / "test-full.tsv"
         self.qrels = read_qrels(qrels_file if qrels_file.exists() else folder / "qrels" / "test.tsv")
         queries = read_queries_jsonl(folder / "queries.jsonl")
         corpus = {d.id: d.full_text for d in read_corpus_jsonl(folder / "corpus.jsonl")}
         first_stage = read_trec_run(folder / run)
-        self.qids = [q for q in first_stage if q in self.qrels and q in queries]
+        self.qids = [q for q in first_stage if q in self.qrels and q in queries and (half is None or query_half(q) == half)]
         self.queries = [queries[q] for q in self.qids]
         self.doc_ids = [[d for d in trec_order(first_stage[q])[:depth] if d in corpus] for q in self.qids]
         self.texts = [[corpus[d] for d in ids] for ids in self.doc_ids]
@@ -101,6 +110,121 @@ def collect_dev_pairs(model_dir: Path, dev: TrecDevSet, max_length: int | None =
         vectors = embed([query, *texts], bi_encoder)
         cosines.append(vectors[1:] @ vectors[0])
     return DevPairs(dev.qids, dev.doc_ids, logits, cosines)
+
+
+def lexical_statistics(spec: dict, data_root: Path) -> LexicalScorer:
+    """Document frequencies over the recipe's ``"lexical": {"corpus": ...}`` (a corpus.jsonl under the data root)."""
+    return LexicalScorer.from_texts(d.full_text for d in read_corpus_jsonl(data_root / spec["corpus"]))
+
+
+def lexical_scores(pairs: DevPairs, dev: TrecDevSet, scorer: LexicalScorer) -> list[np.ndarray]:
+    """The lexical score of each dev candidate in ``pairs`` (whose queries and documents ``dev`` holds)."""
+    queries = dict(zip(dev.qids, dev.queries))
+    texts = {d: t for ids, ts in zip(dev.doc_ids, dev.texts) for d, t in zip(ids, ts)}
+    return [scorer.scores(queries[q], [texts[d] for d in ids]) for q, ids in zip(pairs.qids, pairs.doc_ids)]
+
+
+BI_ENCODER_FOLDER = "bi_encoder"  # a distilled bi-encoder's place inside the model folder
+
+
+def distillation_texts(spec: dict, data_root: Path, held_out: TrecDevSet | None) -> list[str]:
+    """The bi-encoder stage's texts: its ``queries`` files, then its ``corpora``, without the held-out
+    dev queries' candidates and judged passages (by id) and without repeats."""
+    from ..datasets import read_queries_jsonl as read_queries
+
+    banned: set[str] = set()
+    if held_out is not None:
+        banned = {d for ids in held_out.doc_ids for d in ids}
+        banned |= {d for q in held_out.qids for d in held_out.qrels.get(q, {})}
+    texts = [t.strip() for path in spec.get("queries", []) for t in read_queries(data_root / path).values()]
+    texts += [d.full_text for path in spec.get("corpora", []) for d in read_corpus_jsonl(data_root / path)
+              if d.id not in banned]
+    return list(dict.fromkeys(t for t in texts if t))
+
+
+def held_out_half(recipe: dict) -> int | None:
+    """The dev query half kept out of the bi-encoder stage's texts, if any."""
+    return (recipe.get("bi_encoder_distill") or {}).get("held_out_half")
+
+
+def _bi_encoder_stage(spec: dict, root: Path, dev_cfg: dict, stage_dir: Path) -> tuple[dict, TrecDevSet | None]:
+    """Distil the teacher into a bi-encoder at ``stage_dir`` (reused where a finished one is there).
+
+    Returns the stage summary and the held-out dev set (the queries the fusion is then fitted on).
+    """
+    from dataclasses import asdict
+
+    from ..encoders import embed
+    from .bi_encoder_distill import BiEncoderDistillConfig, distill_bi_encoder
+
+    config = BiEncoderDistillConfig(**spec.get("train", {}))
+    half = spec.get("held_out_half")
+    depth = dev_cfg.get("fusion_depth", 100)
+    held_out = None if half is None else TrecDevSet(root / dev_cfg["collection"], depth=depth, half=half)
+    dev = held_out or TrecDevSet(root / dev_cfg["collection"], depth=depth)
+    if (stage_dir / "distillation.json").is_file():
+        log.info("reusing the bi-encoder already distilled at %s (delete it to train again)", stage_dir)
+        done = json.loads((stage_dir / "distillation.json").read_text())
+        return {**{k: done[k] for k in ("texts", "steps", "best_step", "best_dev", "history", "config")},
+                "reused": str(stage_dir), "dev_queries": len(dev.qids), "held_out_half": half}, held_out
+    texts = distillation_texts(spec, root, held_out)
+    log.info("distillation texts: %d; embedding them with the teacher %s", len(texts), config.teacher)
+    teacher = embed(texts, config.teacher)
+
+    def evaluate(embed_texts) -> float:
+        def cosines(query: str, candidates) -> np.ndarray:
+            vectors = embed_texts([query, *candidates])
+            return vectors[1:] @ vectors[0]
+
+        return dev.evaluate(cosines)
+
+    result = distill_bi_encoder(texts, teacher, stage_dir, config, evaluate)
+    return {"texts": len(texts), "steps": result.steps, "best_step": result.best_step, "best_dev": result.best_dev,
+            "history": result.history, "config": asdict(config), "dev_queries": len(dev.qids),
+            "held_out_half": half}, held_out
+
+
+WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+
+
+def install_bi_encoder(stage_dir: Path, model_dir: Path, student: str) -> Path:
+    """Copy the distilled bi-encoder into the model folder in fp16, without the student's (frozen) word embeddings."""
+    import shutil
+
+    from ..shared_tensors import strip_shared
+
+    folder = model_dir / BI_ENCODER_FOLDER
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(stage_dir, folder)
+    for weights_folder in (folder, *(p.parent for p in folder.glob("*_Dense/model.safetensors"))):
+        store_half_precision(weights_folder)
+    strip_shared(folder, {WORD_EMBEDDINGS: (student, WORD_EMBEDDINGS)})
+    return folder
+
+
+def share_word_embeddings(model_dir: Path, source: str) -> float:
+    """Give the cross-encoder ``source``'s word embeddings and store it without them; returns the largest change.
+
+    For a cross-encoder whose word embeddings barely moved from its start model's while training.
+    """
+    from safetensors.torch import load_file
+    from safetensors.torch import save as save_bytes
+
+    from ..encoders import resolve_bi_encoder
+    from ..io import atomic_write_bytes
+    from ..shared_tensors import strip_shared
+
+    path = model_dir / "model.safetensors"
+    weights = load_file(str(path))
+    name = next((k for k in weights if k.endswith(WORD_EMBEDDINGS)), None)
+    if name is None:
+        raise InvalidInputError(f"{path} has no {WORD_EMBEDDINGS}")
+    original = load_file(str(Path(resolve_bi_encoder(source)) / "model.safetensors"))[WORD_EMBEDDINGS]
+    change = float((weights[name].float() - original.float()).abs().max())
+    weights[name] = original.to(weights[name].dtype)
+    atomic_write_bytes(path, save_bytes({k: v.contiguous() for k, v in weights.items()}, metadata={"format": "pt"}))
+    strip_shared(model_dir, {name: (source, WORD_EMBEDDINGS)})
+    return change
 
 
 def store_half_precision(model_dir: Path) -> None:
@@ -200,6 +324,28 @@ def check_recipe(recipe_path: str | Path, data_root: str | Path | None = None) -
     needed = [root / recipe["dev"]["collection"]]
     if recipe.get("finetune"):
         needed.append(root / recipe["finetune"].get("collection", recipe["dev"]["collection"]))
+    if recipe.get("lexical") is not None:
+        if not isinstance(recipe["lexical"], dict) or "corpus" not in recipe["lexical"]:
+            raise DataFormatError(f"recipe {recipe_path}: \"lexical\" must be {{\"corpus\": \"<folder>/corpus.jsonl\"}}")
+        needed.append(root / recipe["lexical"]["corpus"])
+    storage = recipe.get("storage", {})
+    if not isinstance(storage, dict) or set(storage) - {"share_word_embeddings", "pack_bi_encoder"}:
+        raise InvalidInputError(f"recipe {recipe_path}: \"storage\" takes share_word_embeddings and pack_bi_encoder")
+    distill = recipe.get("bi_encoder_distill")
+    if distill is not None:
+        from .bi_encoder_distill import BiEncoderDistillConfig
+
+        if not isinstance(distill, dict) or not isinstance(distill.get("train", {}), dict):
+            raise DataFormatError(f"recipe {recipe_path}: \"bi_encoder_distill\" must be a JSON object")
+        unknown_options = sorted(set(distill.get("train", {})) - {f.name for f in fields(BiEncoderDistillConfig)})
+        if unknown_options:
+            raise InvalidInputError(f"recipe {recipe_path}: unknown distillation options {unknown_options}")
+        if distill.get("held_out_half") not in (None, 0, 1):
+            raise InvalidInputError(f"recipe {recipe_path}: held_out_half must be 0, 1 or absent")
+        if recipe.get("finetune") and distill.get("held_out_half") is not None:
+            raise InvalidInputError(f"recipe {recipe_path}: \"finetune\" trains on every dev query; it cannot be "
+                                    "combined with a held-out half")
+        needed += [root / path for path in (*distill.get("queries", []), *distill.get("corpora", []))]
     unlabelled = (recipe.get("sources") or {}).get("unlabelled")
     if unlabelled:
         needed += [root / unlabelled["queries"], root / unlabelled["corpus"]]
@@ -226,10 +372,15 @@ def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Pat
         from ..encoders import resolve_bi_encoder
 
         start = str(recipe["start_model"])
-        if start.endswith(".json"):  # an earlier stage's recipe: run it first
+        if start.endswith(".json"):  # an earlier stage's recipe: run it first, unless its model is there
             stage_recipe = recipe_path.parent / start
             model_dir = output.with_name(output.name + ".stage-" + Path(start).stem)
-            summary["start_stage"] = run_recipe(stage_recipe, model_dir, data_root, progress)
+            if (model_dir / "recipe_summary.json").is_file():
+                log.info("reusing the stage already trained at %s (delete it to train again)", model_dir)
+                summary["start_stage"] = json.loads((model_dir / "recipe_summary.json").read_text())
+                summary["start_stage_reused"] = str(model_dir)
+            else:
+                summary["start_stage"] = run_recipe(stage_recipe, model_dir, data_root, progress)
         else:
             model_dir = Path(resolve_bi_encoder(start))
         summary["start_model"] = start
@@ -253,22 +404,55 @@ def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Pat
         import tempfile
 
         staged = Path(tempfile.mkdtemp(prefix=".rerankit-recipe-", dir=output.resolve().parent)) / "model"
-        shutil.copytree(model_dir, staged, ignore=shutil.ignore_patterns("rerankit.json", "recipe_summary.json"))
+        shutil.copytree(model_dir, staged, ignore=shutil.ignore_patterns(
+            "rerankit.json", "recipe_summary.json", LEXICAL_FILE, BI_ENCODER_FOLDER))
         model_dir = publish_directory(staged, output)
         shutil.rmtree(staged.parent, ignore_errors=True)
     if recipe.get("storage_dtype", "float16") == "float16":
         store_half_precision(model_dir)
     fusion_dev = TrecDevSet(root / dev_cfg["collection"], depth=dev_cfg.get("fusion_depth", 100))
+    bi_encoder, bi_encoder_path = config.bi_encoder, config.bi_encoder
+    storage = recipe.get("storage", {})
+    if storage.get("share_word_embeddings"):  # before any measurement: the fusion reads the stored model
+        change = share_word_embeddings(model_dir, storage["share_word_embeddings"])
+        summary["cross_encoder_word_embeddings"] = {"from": storage["share_word_embeddings"],
+                                                    "largest_change_reverted": round(change, 6)}
+    if recipe.get("bi_encoder_distill"):
+        spec = recipe["bi_encoder_distill"]
+        stage_dir = output.with_name(output.name + ".stage-bi-encoder")
+        summary["bi_encoder_distill"], held_out = _bi_encoder_stage(spec, root, dev_cfg, stage_dir)
+        folder = install_bi_encoder(stage_dir, model_dir, spec.get("train", {}).get("student", DEFAULT_BI_ENCODER))
+        if storage.get("pack_bi_encoder"):  # one weights file for the whole model folder
+            from ..shared_tensors import pack_into_parent
+
+            pack_into_parent(folder)
+        bi_encoder, bi_encoder_path = BI_ENCODER_FOLDER, str(folder)
+        if held_out is not None:  # the other half's passages were trained on: fit on the held-out queries only
+            fusion_dev = held_out
     if pairs is None:
-        pairs = collect_dev_pairs(model_dir, fusion_dev, config.max_length, config.bi_encoder)
-        summary["fusion_fitted_on"] = "the final model's scores on the development queries"
+        pairs = collect_dev_pairs(model_dir, fusion_dev, config.max_length, bi_encoder_path)
+        summary["fusion_fitted_on"] = (f"the final model's scores on the development queries ({len(fusion_dev.qids)}; "
+                                       f"query half {held_out_half(recipe)})" if held_out_half(recipe) is not None
+                                       else "the final model's scores on the development queries")
     else:
         summary["fusion_fitted_on"] = "out-of-fold scores (each query scored by a model that did not train on it)"
-    weights, table = fit_fusion(pairs, fusion_dev.qrels, bi_encoder=config.bi_encoder, max_length=config.max_length)
-    fused_dev = ndcg10(pairs, [weights.combine(c, s) for c, s in zip(pairs.ce, pairs.cos)], fusion_dev.qrels)
+    lexical_path = model_dir / LEXICAL_FILE
+    if recipe.get("lexical"):
+        scorer = lexical_statistics(recipe["lexical"], root)
+        scorer.save(lexical_path)
+        pairs.lexical = lexical_scores(pairs, fusion_dev, scorer)
+        summary["lexical_statistics"] = {**recipe["lexical"], "terms": len(scorer.df), "documents": scorer.documents}
+    else:
+        lexical_path.unlink(missing_ok=True)  # a start model's statistics belong to its own fusion
+    weights, table, lexical_table = fit_fusion(pairs, fusion_dev.qrels, bi_encoder=bi_encoder,
+                                               max_length=config.max_length)
+    lexical = pairs.lexical or [None] * len(pairs.ce)
+    fused_dev = ndcg10(pairs, [weights.combine(c, s, lx) for c, s, lx in zip(pairs.ce, pairs.cos, lexical)],
+                       fusion_dev.qrels)
     atomic_write_json(model_dir / "rerankit.json", weights.to_json())
     summary.update({
         "dev_ndcg10_by_ratio": {str(k): round(v, 4) for k, v in table.items()},
+        "dev_ndcg10_by_lexical_share": {str(k): round(v, 4) for k, v in lexical_table.items()},
         "dev_ndcg10_fused": round(fused_dev, 4), "fusion": weights.to_json(),
         "minutes": round((time.monotonic() - started) / 60, 1),
     })
