@@ -51,3 +51,29 @@ def test_demo_cli_prints_the_reranked_passages(capsys):
         assert exit_info.code == 0
     out = capsys.readouterr().out
     assert "Reranked by 'default'" in out and "reset-steps" in out and "P@3" in out
+
+
+def test_default_large_ships_only_a_fusion_beside_the_default_cross_encoder():
+    folder = default_model_path().with_name("default-large")
+    assert not list(folder.rglob("*.safetensors"))  # no second copy of the cross-encoder
+    fusion = json.loads((folder / "rerankit.json").read_text())
+    assert fusion["cross_encoder"] == "../default" and fusion["bi_encoder"] == "all-mpnet-base-v2"
+    assert fusion["lexical_weight"] > 0 and (folder / "lexical.json.gz").is_file()
+
+
+def test_default_large_scores_with_the_teacher_or_says_it_is_missing():
+    import pytest
+
+    from rerankit.errors import ModelNotFoundError
+    from rerankit.packaged_models import mpnet_parts_installed
+
+    if not mpnet_parts_installed():
+        with pytest.raises(ModelNotFoundError):
+            load_reranker("default-large")
+        return
+    reranker = load_reranker("default-large")
+    assert isinstance(reranker, FusedReranker)
+    assert reranker.cross_encoder.name == str(default_model_path().resolve())
+    scores = reranker.score("what do koalas eat?", ["Koalas feed almost entirely on eucalyptus leaves.",
+                                                     "The stock exchange opens at nine."])
+    assert np.all((scores > 0) & (scores < 1)) and scores[0] > scores[1]

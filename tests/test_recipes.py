@@ -27,8 +27,8 @@ def _write(path: Path, recipe: dict) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["default.json", "default-cross-encoder.json", "distill-mpnet.json",
-                                  "distill-bi-encoder.json"])
+@pytest.mark.parametrize("name", ["default.json", "default-cross-encoder.json", "default-large.json",
+                                  "distill-mpnet.json", "distill-bi-encoder.json"])
 def test_shipped_recipes_hold_together(name):
     data = shared_data_dir()
     if data is None:

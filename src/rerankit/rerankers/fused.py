@@ -37,6 +37,7 @@ class FusionWeights:
     bi_encoder: str = DEFAULT_BI_ENCODER
     max_length: int | None = None  # the cross-encoder's training length, used at inference too
     lexical_weight: float = 0.0  # weight of ``LexicalScorer.scores`` (the folder's LEXICAL_FILE)
+    cross_encoder: str | None = None  # the cross-encoder's folder, relative to this one (None: this folder)
 
     @classmethod
     def read(cls, folder: str | Path) -> FusionWeights:
@@ -48,7 +49,7 @@ class FusionWeights:
         if data.get("format") != FUSION_FORMAT:
             raise ModelNotFoundError(f"{path}: unknown format {data.get('format')!r}")
         return cls(**{k: data[k] for k in ("cross_encoder_weight", "bi_encoder_weight", "bias", "bi_encoder", "max_length",
-                                                "lexical_weight")
+                                                "lexical_weight", "cross_encoder")
                       if k in data})
 
     def to_json(self) -> dict:
@@ -74,7 +75,8 @@ class FusedReranker(Reranker):
         if (Path(folder) / self.weights.bi_encoder).is_dir():  # a bi-encoder stored inside the model folder
             self.weights = replace(self.weights, bi_encoder=str(Path(folder) / self.weights.bi_encoder))
         cross_encoder_kwargs.setdefault("max_length", self.weights.max_length)
-        self.cross_encoder = CrossEncoderReranker(str(folder), activation="none", **cross_encoder_kwargs)
+        source = Path(folder) / self.weights.cross_encoder if self.weights.cross_encoder else Path(folder)
+        self.cross_encoder = CrossEncoderReranker(str(source.resolve()), activation="none", **cross_encoder_kwargs)
         if self.weights.bi_encoder_weight:
             load_bi_encoder(self.weights.bi_encoder)
         self.lexical = LexicalScorer.load(Path(folder) / LEXICAL_FILE) if self.weights.lexical_weight else None

