@@ -131,6 +131,7 @@ def distill_bi_encoder(texts: Sequence[str], teacher_vectors: np.ndarray, output
                                   weight_decay=config.weight_decay)
     base_rates = [config.learning_rate, config.projection_learning_rate]
     target = torch.from_numpy(teacher)
+    Path(output).resolve().parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".rerankit-distill-", dir=Path(output).resolve().parent))
     best_dir = work / "best"
     history: list[dict] = []
