@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,14 +28,22 @@ from .io import atomic_write_bytes
 LEXICAL_FORMAT = "rerankit-lexical-v1"
 
 
+_THREAD = threading.local()  # PyStemmer's stemmers keep a cache and are not to be shared across threads
+
+
+def _stemmer(language: str):
+    stemmers = _THREAD.__dict__.setdefault("stemmers", {})
+    if language not in stemmers:
+        import Stemmer
+
+        stemmers[language] = Stemmer.Stemmer(language)
+    return stemmers[language]
+
+
 def _tokenize(texts: Sequence[str], language: str | None) -> list[list[str]]:
     import bm25s
 
-    stemmer = None
-    if language:
-        import Stemmer
-
-        stemmer = Stemmer.Stemmer(language)
+    stemmer = _stemmer(language) if language else None
     tokens = bm25s.tokenize(list(texts), stopwords="en" if language == "english" else None, stemmer=stemmer,
                             return_ids=False, show_progress=False)
     return [list(t) for t in tokens]
