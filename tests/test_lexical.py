@@ -103,3 +103,15 @@ def test_fused_reranker_adds_the_weighted_lexical_score(tmp_path):
     (folder / LEXICAL_FILE).unlink()
     with pytest.raises(DataFormatError):
         FusedReranker(folder)
+
+
+def test_scores_from_several_threads_match_one_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    scorer = LexicalScorer.from_texts(REFERENCE, min_df=1)
+    texts = [t + " running runners ran" for t in REFERENCE] * 5
+    expected = scorer.scores("cats running weather", texts)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: scorer.scores("cats running weather", texts), range(16)))
+    for got in results:
+        np.testing.assert_array_equal(got, expected)
