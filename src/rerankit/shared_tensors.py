@@ -35,7 +35,7 @@ def _listing(folder: Path) -> dict:
         raise ModelNotFoundError(f"cannot read {path}: {exc}") from exc
 
 
-def _source_tensor(folder: Path, source: str, name: str):
+def source_tensor(folder: Path, source: str, name: str):
     """Tensor ``name`` of ``source``: a ``.safetensors`` file relative to ``folder``, else a model (its weights)."""
     from safetensors import safe_open
 
@@ -68,7 +68,7 @@ def strip_shared(folder: str | Path, tensors: dict[str, tuple[str, str]], atol: 
     folder = Path(folder)
     weights = load_file(str(folder / WEIGHTS_FILE))
     for name, (source, source_name) in tensors.items():
-        mine, theirs = weights.get(name), _source_tensor(folder, source, source_name)
+        mine, theirs = weights.get(name), source_tensor(folder, source, source_name)
         if mine is None or mine.shape != theirs.shape or (mine.float() - theirs.float()).abs().max() > atol:
             raise ValueError(f"{folder}: tensor {name!r} is not {source}'s {source_name!r}; it cannot be shared")
     kept = {k: v.contiguous() for k, v in weights.items() if k not in tensors}
@@ -112,19 +112,10 @@ def pack_into_parent(folder: str | Path) -> None:
 
 
 def _fingerprint(folder: Path) -> str:
-    """SHA-256 (hex, 24 chars) of every file under ``folder`` (and the parent's weights), names included."""
-    import hashlib
+    """Fingerprint of every file under ``folder`` and of the parent's weights (packed tensors may live there)."""
+    from .engine.cache import files_fingerprint
 
-    digest = hashlib.sha256()
-    paths = sorted(p for p in folder.rglob("*") if p.is_file())
-    if (folder.parent / WEIGHTS_FILE).is_file():
-        paths.append(folder.parent / WEIGHTS_FILE)
-    for path in paths:
-        digest.update(path.name.encode() + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()[:24]
+    return files_fingerprint([*sorted(p for p in folder.rglob("*") if p.is_file()), folder.parent / WEIGHTS_FILE])
 
 
 def complete_folder(folder: str | Path, cache_dir: Path | None = None) -> str:
@@ -155,7 +146,7 @@ def complete_folder(folder: str | Path, cache_dir: Path | None = None) -> str:
             weights = load_file(str(path)) if path.is_file() else {}
             weights = {k: v for k, v in weights.items() if not k.startswith(tuple(listing["drop_prefixes"]))}
             for name, (source, source_name) in listing["files"].get(relative, {}).items():
-                tensor = _source_tensor(folder, source, source_name)
+                tensor = source_tensor(folder, source, source_name)
                 weights[name] = tensor.to(next(iter(weights.values())).dtype) if weights else tensor
             (staged / relative).parent.mkdir(parents=True, exist_ok=True)
             save_file(weights, str(staged / relative), metadata={"format": "pt"})

@@ -30,14 +30,10 @@ def cache_root() -> Path:
     return Path(base).expanduser() / "rerankit"
 
 
-def model_fingerprint(folder: str | Path, extra: str = "") -> str:
-    """SHA-256 (hex, 24 chars) of ``config.json``, every weight file and ``extra``."""
-    folder = Path(folder)
+def files_fingerprint(paths: list[Path], extra: str = "") -> str:
+    """SHA-256 (hex, 24 chars) of ``extra`` and each existing file's name and bytes, in the given order."""
     digest = hashlib.sha256(extra.encode())
-    files = [folder / "config.json"] + sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES
-    )
-    for path in files:
+    for path in paths:
         if not path.is_file():
             continue
         digest.update(path.name.encode() + b"\0")
@@ -45,6 +41,15 @@ def model_fingerprint(folder: str | Path, extra: str = "") -> str:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
     return digest.hexdigest()[:24]
+
+
+def model_fingerprint(folder: str | Path, extra: str = "") -> str:
+    """SHA-256 (hex, 24 chars) of ``config.json``, every weight file and ``extra``."""
+    folder = Path(folder)
+    files = [folder / "config.json"] + sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES
+    )
+    return files_fingerprint(files, extra)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +48,7 @@ class FusionWeights:
             raise ModelNotFoundError(f"cannot read fusion weights {path}: {exc}") from exc
         if data.get("format") != FUSION_FORMAT:
             raise ModelNotFoundError(f"{path}: unknown format {data.get('format')!r}")
-        return cls(**{k: data[k] for k in ("cross_encoder_weight", "bi_encoder_weight", "bias", "bi_encoder", "max_length",
-                                                "lexical_weight", "cross_encoder")
-                      if k in data})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def to_json(self) -> dict:
         return {"format": FUSION_FORMAT, **asdict(self)}

@@ -130,13 +130,11 @@ BI_ENCODER_FOLDER = "bi_encoder"  # a distilled bi-encoder's place inside the mo
 def distillation_texts(spec: dict, data_root: Path, held_out: TrecDevSet | None) -> list[str]:
     """The bi-encoder stage's texts: its ``queries`` files, then its ``corpora``, without the held-out
     dev queries' candidates and judged passages (by id) and without repeats."""
-    from ..datasets import read_queries_jsonl as read_queries
-
     banned: set[str] = set()
     if held_out is not None:
         banned = {d for ids in held_out.doc_ids for d in ids}
         banned |= {d for q in held_out.qids for d in held_out.qrels.get(q, {})}
-    texts = [t.strip() for path in spec.get("queries", []) for t in read_queries(data_root / path).values()]
+    texts = [t.strip() for path in spec.get("queries", []) for t in read_queries_jsonl(data_root / path).values()]
     texts += [d.full_text for path in spec.get("corpora", []) for d in read_corpus_jsonl(data_root / path)
               if d.id not in banned]
     return list(dict.fromkeys(t for t in texts if t))
@@ -210,16 +208,15 @@ def share_word_embeddings(model_dir: Path, source: str) -> float:
     from safetensors.torch import load_file
     from safetensors.torch import save as save_bytes
 
-    from ..encoders import resolve_bi_encoder
     from ..io import atomic_write_bytes
-    from ..shared_tensors import strip_shared
+    from ..shared_tensors import source_tensor, strip_shared
 
     path = model_dir / "model.safetensors"
     weights = load_file(str(path))
     name = next((k for k in weights if k.endswith(WORD_EMBEDDINGS)), None)
     if name is None:
         raise InvalidInputError(f"{path} has no {WORD_EMBEDDINGS}")
-    original = load_file(str(Path(resolve_bi_encoder(source)) / "model.safetensors"))[WORD_EMBEDDINGS]
+    original = source_tensor(model_dir, source, WORD_EMBEDDINGS)
     change = float((weights[name].float() - original.float()).abs().max())
     weights[name] = original.to(weights[name].dtype)
     atomic_write_bytes(path, save_bytes({k: v.contiguous() for k, v in weights.items()}, metadata={"format": "pt"}))
