@@ -175,6 +175,23 @@ def test_killed_export_leaves_no_loadable_file(model_dir, tmp_path, reference):
     np.testing.assert_allclose(again.score(QUERIES[0], DOCS), reference[0], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.skipif("onnx-int8" not in available_backends(), reason="onnxruntime is not installed")
+def test_int8_weights_use_seven_bits_on_cpus_without_vnni(model_dir, tmp_path, monkeypatch):
+    # without VNNI, ONNX Runtime's u8 x s8 products can saturate: quantize_dynamic's reduce_range avoids it
+    from rerankit.engine import onnx_backend
+    from rerankit.engine.modules import read_info
+
+    calls = []
+    real = onnx_backend._quantize_int8
+    monkeypatch.setattr(onnx_backend, "_quantize_int8", lambda *args: calls.append(args[-1]) or real(*args))
+    info = read_info(model_dir)
+    for vnni in (False, True):
+        monkeypatch.setattr(onnx_backend, "has_vnni", lambda: vnni)
+        path = onnx_backend.ensure_export(info, "int8", tmp_path)
+        assert path.is_file() and path.name.endswith("-int8-7bit.onnx" if not vnni else "-int8.onnx")
+    assert calls == [True, False]  # one cached file per kind, so a cache moved to another CPU stays right
+
+
 def test_auto_falls_back_to_fp32_when_no_candidate_keeps_the_ranking(model_dir, monkeypatch, reference):
     from rerankit.engine import auto
 

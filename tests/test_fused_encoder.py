@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from rerankit.engine.fused_encoder import ROW_BUCKET, fused_encoder_for, supports_fusion
+from rerankit.engine import fused_encoder as fused_module
+from rerankit.engine.fused_encoder import ROW_BUCKET, bf16_inner_product_available, fused_encoder_for, supports_fusion
 from rerankit.engine.modules import build_module, read_info
 
-pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="needs oneDNN (mkldnn)")
+needs_bf16 = pytest.mark.skipif(not bf16_inner_product_available(),
+                                reason="oneDNN has no bf16 inner product on this CPU (needs AVX512 or AMX)")
 
 
 def _tiny(model_type: str, folder, **extra):
@@ -50,6 +52,7 @@ def _batch(lengths: list[int], width: int, seed: int = 0) -> dict[str, torch.Ten
             .expand(len(lengths), width).clone() * mask}
 
 
+@needs_bf16
 @pytest.mark.parametrize("model_type", ["bert", "roberta", "electra", "mpnet"])
 def test_fused_bf16_matches_the_fp32_forward_on_mixed_lengths(model_type, tmp_path):
     folder = _tiny(model_type, tmp_path / model_type)
@@ -72,6 +75,7 @@ def test_fused_bf16_matches_the_fp32_forward_on_mixed_lengths(model_type, tmp_pa
     assert np.corrcoef(got, expected)[0, 1] > 0.99
 
 
+@needs_bf16
 def test_fused_scores_are_not_rounded_to_bf16(tmp_path):
     # a bf16 logit has 8 bits: candidates whose fp32 scores differ would tie
     folder = _tiny("bert", tmp_path / "bert")
@@ -82,6 +86,7 @@ def test_fused_scores_are_not_rounded_to_bf16(tmp_path):
     assert (got != got.bfloat16().float()).any()
 
 
+@needs_bf16
 def test_a_row_is_scored_the_same_alone_and_in_a_batch(tmp_path):
     folder = _tiny("bert", tmp_path / "bert")
     fused = fused_encoder_for(build_module(read_info(folder)).to(torch.bfloat16))
@@ -100,6 +105,17 @@ def test_other_architectures_and_activations_are_not_fused(tmp_path):
     assert not supports_fusion(AutoConfig.from_pretrained(folder))
 
 
+def test_a_cpu_without_bf16_inner_products_keeps_the_plain_module(tmp_path, monkeypatch):
+    folder = _tiny("bert", tmp_path / "bert")
+    monkeypatch.setattr(fused_module, "bf16_inner_product_available", lambda: False)
+    assert fused_encoder_for(build_module(read_info(folder))) is None
+    from rerankit.encoders import load_bi_encoder
+    from rerankit.engine.embedder import fused_bi_encoder_for
+
+    assert fused_bi_encoder_for(load_bi_encoder()) is None
+
+
+@needs_bf16
 def test_fused_embeddings_match_sentence_transformers(monkeypatch):
     from rerankit.encoders import load_bi_encoder
     from rerankit.engine.embedder import fused_bi_encoder_for
@@ -118,6 +134,7 @@ def test_fused_embeddings_match_sentence_transformers(monkeypatch):
     assert list(np.argsort(-query_sims)) == list(np.argsort(-reference_sims))
 
 
+@needs_bf16
 def test_fused_mpnet_embeddings_match_sentence_transformers():
     from rerankit.encoders import load_bi_encoder
     from rerankit.engine.embedder import fused_bi_encoder_for

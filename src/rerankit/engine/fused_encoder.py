@@ -21,12 +21,14 @@ Same weights and the same arithmetic as the Hugging Face layers, with fewer pass
 Embeddings and the classification head are the model's own modules, so any head (BERT's pooler,
 RoBERTa's and ELECTRA's classifier) works unchanged. ``fused_encoder_for`` returns ``None`` for a
 model it does not cover (another architecture, a non-GELU activation, BERT's relative position
-embeddings, no oneDNN), and the caller keeps the plain module.
+embeddings, no oneDNN, or a CPU whose oneDNN has no bf16 inner product, as on AVX2-only CPUs:
+``bf16_inner_product_available``), and the caller keeps the plain module.
 """
 
 from __future__ import annotations
 
 import copy
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -229,9 +231,22 @@ class FusedMeanPooler(torch.nn.Module):
         return sums / lengths[:, None].clamp(min=1)
 
 
+@lru_cache(maxsize=1)
+def bf16_inner_product_available() -> bool:
+    """Whether oneDNN builds a bf16 inner product on this CPU (it refuses one without AVX512 or AMX)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    x = torch.ones(2, 32, dtype=torch.bfloat16)
+    try:
+        torch.ops.mkldnn._linear_pointwise(x, torch.ones(16, 32, dtype=torch.bfloat16), None, "none", [], "")
+    except RuntimeError:
+        return False
+    return True
+
+
 def supports_fusion(config) -> bool:
-    """Whether ``config`` describes a model the fused layers reproduce (and oneDNN is present)."""
-    if not torch.backends.mkldnn.is_available() or config.model_type not in SUPPORTED:
+    """Whether ``config`` describes a model the fused layers reproduce (and oneDNN runs bf16 here)."""
+    if not bf16_inner_product_available() or config.model_type not in SUPPORTED:
         return False
     if getattr(config, "hidden_act", None) not in GELU_NAMES:
         return False

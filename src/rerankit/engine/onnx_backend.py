@@ -1,6 +1,8 @@
 """ONNX Runtime backends: ``onnx-fp32`` (exported once with ``torch.onnx.export``) and
 ``onnx-int8`` (``onnxruntime.quantization.quantize_dynamic`` of that export: int8 weights,
-activations quantized per batch, which uses VNNI instructions where the CPU has them).
+activations quantized per batch, which uses VNNI instructions where the CPU has them; on a CPU
+without VNNI the weights use 7 bits, ``reduce_range``, since ONNX Runtime's u8 x s8 products
+there can saturate and reorder a ranking).
 
 Cross-encoders of the BERT family are then rewritten by ONNX Runtime's transformer optimizer
 (fused Attention, EmbedLayerNormalization, SkipLayerNormalization, BiasGelu), kept only if its
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import cache_root, model_fingerprint, remove_stale_temporaries, write_atomically
-from .hardware import engine_threads
+from .hardware import engine_threads, has_vnni
 from .modules import ModelInfo, build_module
 
 EXPORT_VERSION = "2"
@@ -116,7 +118,7 @@ def _export_fp32(info: ModelInfo, target: Path) -> None:
     write_atomically(target, produce)
 
 
-def _quantize_int8(source: Path, target: Path) -> None:
+def _quantize_int8(source: Path, target: Path, reduce_range: bool) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -126,7 +128,7 @@ def _quantize_int8(source: Path, target: Path) -> None:
         root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger
         try:
             quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops lack type info
+                             reduce_range=reduce_range, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops lack type info
         finally:
             root.setLevel(level)
 
@@ -142,10 +144,11 @@ def ensure_export(info: ModelInfo, precision: str, cache_dir: Path | None = None
         _export_fp32(info, fp32)
     if precision == "fp32":
         return fp32
-    int8 = export_path(info, "int8", cache_dir)
+    reduce_range = not has_vnni()
+    int8 = export_path(info, "int8-7bit" if reduce_range else "int8", cache_dir)
     if not int8.is_file():
         log.info("quantizing %s to %s", fp32, int8)
-        _quantize_int8(fp32, int8)
+        _quantize_int8(fp32, int8, reduce_range)
     return int8
 
 
