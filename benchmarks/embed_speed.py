@@ -1,7 +1,9 @@
-"""Bi-encoder embedding speed: rerankit's ``embed`` (fused bf16 layers) against sentence-transformers.
+"""Bi-encoder embedding speed: rerankit's ``embed`` against sentence-transformers.
 
-Embeds the same DL19 passages with ``SentenceTransformer.encode`` in fp32 (the reference), under
-bf16 autocast, and through ``rerankit.encoders.embed``, alternating the order over ``--rounds``, in
+``embed`` runs the fused bf16 layers on CPUs with bf16 units, ONNX Runtime in fp32 on others (the
+path taken is printed). Embeds the same DL19 passages with ``SentenceTransformer.encode`` in fp32
+(the reference), under bf16 autocast (only where the CPU has bf16 units: elsewhere it is emulated
+and slower than fp32), and through ``rerankit.encoders.embed``, alternating the order over ``--rounds``, in
 one process; prints passages/s, the ratio to the reference and the lowest per-passage cosine with
 the reference embeddings. Run from the repository root, nothing else busy:
 
@@ -23,7 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rerankit.datasets import read_corpus_jsonl  # noqa: E402
-from rerankit.encoders import embed, load_bi_encoder  # noqa: E402
+from rerankit.encoders import _bf16_allowed, _fused_bi_encoder, _onnx_bi_encoder, embed, load_bi_encoder  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -46,10 +48,13 @@ def main() -> None:
             return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
                                 show_progress_bar=False)
 
-    paths = {"sentence-transformers fp32": lambda: reference(False),
-             "sentence-transformers bf16 autocast": lambda: reference(True),
-             "rerankit embed": lambda: embed(texts, args.model)}
-    embed(texts[:8], args.model)  # load and warm up the fused path
+    paths = {"sentence-transformers fp32": lambda: reference(False)}
+    if _bf16_allowed():
+        paths["sentence-transformers bf16 autocast"] = lambda: reference(True)
+    paths["rerankit embed"] = lambda: embed(texts, args.model)
+    embed(texts[:8], args.model)  # load and warm up the fast path (an ONNX export happens here, once)
+    taken = ("fused bf16" if _fused_bi_encoder(args.model) else "ONNX Runtime fp32" if _onnx_bi_encoder(args.model)
+             else "sentence-transformers")
     rates: dict[str, list[float]] = {name: [] for name in paths}
     vectors: dict[str, np.ndarray] = {}
     for round_ in range(args.rounds):
@@ -59,7 +64,8 @@ def main() -> None:
             vectors[name] = paths[name]()
             rates[name].append(len(texts) / (time.perf_counter() - started))
     base = statistics.median(rates["sentence-transformers fp32"])
-    print(f"{args.model}, {len(texts)} DL19 passages, {torch.get_num_threads()} threads, {args.rounds} rounds")
+    print(f"{args.model}, {len(texts)} DL19 passages, {torch.get_num_threads()} threads, {args.rounds} rounds; "
+          f"rerankit embed ran {taken}")
     for name, got in rates.items():
         cosine = float((vectors[name] * vectors["sentence-transformers fp32"]).sum(1).min())
         print(f"{name:38s} {statistics.median(got):7.1f} passages/s  {statistics.median(got) / base:5.2f}x  "

@@ -19,6 +19,15 @@ TINY_CORPUS = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache(tmp_path_factory):
+    """Engine exports (ONNX files, completed model folders) go to a temporary cache, never the user's."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RERANKIT_CACHE", str(tmp_path_factory.mktemp("rerankit-cache")))
+    yield
+    patch.undo()
+
+
 def write_corpus(path: Path, records: list[dict]) -> Path:
     """Write ``records`` as a BEIR corpus.jsonl at ``path``."""
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")

