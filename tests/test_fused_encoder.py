@@ -105,6 +105,14 @@ def test_other_architectures_and_activations_are_not_fused(tmp_path):
     assert not supports_fusion(AutoConfig.from_pretrained(folder))
 
 
+def test_cpus_with_bf16_units_pass_the_probe():
+    from rerankit.engine.hardware import has_amx, has_avx512_bf16
+
+    if not (has_amx() or has_avx512_bf16()):
+        pytest.skip("this CPU has no bf16 units: the probe may say no")
+    assert bf16_inner_product_available()  # a false "no" would silently turn the fused layers off
+
+
 def test_a_cpu_without_bf16_inner_products_keeps_the_plain_module(tmp_path, monkeypatch):
     folder = _tiny("bert", tmp_path / "bert")
     monkeypatch.setattr(fused_module, "bf16_inner_product_available", lambda: False)

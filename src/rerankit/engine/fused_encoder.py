@@ -236,9 +236,9 @@ def bf16_inner_product_available() -> bool:
     """Whether oneDNN builds a bf16 inner product on this CPU (it refuses one without AVX512 or AMX)."""
     if not torch.backends.mkldnn.is_available():
         return False
-    x = torch.ones(2, 32, dtype=torch.bfloat16)
-    try:
-        torch.ops.mkldnn._linear_pointwise(x, torch.ones(16, 32, dtype=torch.bfloat16), None, "none", [], "")
+    x, weight, bias = (torch.ones(shape, dtype=torch.bfloat16) for shape in ((2, 32), (16, 32), (16,)))
+    try:  # the call ``FusedLayer.project`` makes
+        torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
     except RuntimeError:
         return False
     return True
