@@ -21,8 +21,8 @@ import numpy as np
 
 from rerankit.engine import EngineReranker
 from rerankit.engine.hardware import describe
-from rerankit.evaluation.metrics import evaluate
 from rerankit.rerankers.registry import default_model_path
+from rerankit.training.fusion import DevPairs, ndcg10
 from rerankit.training.recipe import TrecDevSet
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -49,8 +49,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - started)
 
     def ndcg(lists: list[np.ndarray]) -> float:
-        run = {q: {d: float(s) for d, s in zip(ids, sc)} for q, ids, sc in zip(dev.qids, dev.doc_ids, lists)}
-        return evaluate(run, dev.qrels, ["nDCG@10"]).aggregate["nDCG@10"]
+        return ndcg10(DevPairs(dev.qids, dev.doc_ids, lists, lists), lists, dev.qrels)
 
     reference, base_ms = scores["torch-fp32"], statistics.median(times["torch-fp32"]) * 1000
     cpu = describe()

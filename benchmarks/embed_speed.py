@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rerankit.datasets import read_corpus_jsonl  # noqa: E402
-from rerankit.encoders import _bf16_allowed, _fused_bi_encoder, _onnx_bi_encoder, embed, load_bi_encoder  # noqa: E402
+from rerankit.encoders import embed, embedding_path, load_bi_encoder  # noqa: E402
+from rerankit.engine.hardware import has_amx, has_avx512_bf16  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -49,12 +50,11 @@ def main() -> None:
                                 show_progress_bar=False)
 
     paths = {"sentence-transformers fp32": lambda: reference(False)}
-    if _bf16_allowed():
+    if has_amx() or has_avx512_bf16():
         paths["sentence-transformers bf16 autocast"] = lambda: reference(True)
     paths["rerankit embed"] = lambda: embed(texts, args.model)
     embed(texts[:8], args.model)  # load and warm up the fast path (an ONNX export happens here, once)
-    taken = ("fused bf16" if _fused_bi_encoder(args.model) else "ONNX Runtime fp32" if _onnx_bi_encoder(args.model)
-             else "sentence-transformers")
+    taken = embedding_path(args.model)
     rates: dict[str, list[float]] = {name: [] for name in paths}
     vectors: dict[str, np.ndarray] = {}
     for round_ in range(args.rounds):

@@ -27,11 +27,6 @@ def model_dir(tmp_path_factory) -> Path:
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("engine-ce"))
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path_factory.getbasetemp() / "rerankit-cache"))
-
-
 @pytest.fixture(scope="module")
 def reference(model_dir) -> list[np.ndarray]:
     return EngineReranker(model_dir, backend="torch-fp32").score_many(QUERIES, [DOCS] * len(QUERIES))
@@ -150,7 +145,7 @@ def test_fingerprint_follows_the_weights(model_dir, tmp_path):
 
 
 @pytest.mark.skipif("onnx-fp32" not in available_backends(), reason="onnxruntime is not installed")
-def test_killed_export_leaves_no_loadable_file(model_dir, tmp_path, reference):
+def test_killed_export_leaves_no_loadable_file(model_dir, tmp_path, reference, monkeypatch):
     cache = tmp_path / "cache"
     env = {**os.environ, "RERANKIT_CACHE": str(cache), TEST_HOOK_ENV: "pause-before-publish"}
     code = f"from rerankit.engine import EngineReranker; EngineReranker({str(model_dir)!r}, backend='onnx-fp32')"
@@ -165,7 +160,7 @@ def test_killed_export_leaves_no_loadable_file(model_dir, tmp_path, reference):
         proc.wait(timeout=30)
     assert list((cache / "onnx").glob("*.onnx")) == []  # only the .tmp remains, under a name never loaded
 
-    os.environ["RERANKIT_CACHE"] = str(cache)
+    monkeypatch.setenv("RERANKIT_CACHE", str(cache))
     engine = EngineReranker(model_dir, backend="onnx-fp32")
     assert engine.runner.path.is_file() and engine.runner.path.parent == cache / "onnx"
     np.testing.assert_allclose(engine.score(QUERIES[0], DOCS), reference[0], rtol=1e-4, atol=1e-5)

@@ -19,11 +19,6 @@ def model_dir(tmp_path_factory) -> Path:
     return build_tiny_causal_lm(tmp_path_factory.mktemp("engine-llm"))
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path_factory.getbasetemp() / "rerankit-cache"))
-
-
 def qwen3_reference(model_dir: Path, query: str, docs: list[str]) -> np.ndarray:
     """The Qwen3-Reranker recipe written out: whole prompt, last-position logits, softmax over (no, yes)."""
     import torch

@@ -23,11 +23,6 @@ def model_dir(tmp_path_factory) -> Path:
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("engine-registry"))
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path_factory.getbasetemp() / "rerankit-cache"))
-
-
 def test_cross_encoder_backend_runs_on_the_engine_with_the_same_scores(model_dir):
     plain = CrossEncoderReranker(str(model_dir), backend="torch")
     fast = CrossEncoderReranker(str(model_dir), backend=ONNX)

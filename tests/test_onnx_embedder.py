@@ -82,14 +82,18 @@ def test_embed_uses_onnx_only_on_cpus_without_bf16_units(monkeypatch):
         else:
             monkeypatch.setenv("RERANKIT_BI_ENCODER_BACKEND", env)
         encoders._onnx_bi_encoder.cache_clear()
+        encoders._fused_bi_encoder.cache_clear()
         return encoders._onnx_bi_encoder("all-MiniLM-L6-v2")
 
     try:
         assert isinstance(fresh(False), OnnxBiEncoder)
+        assert encoders.embedding_path("all-MiniLM-L6-v2") == "onnx-fp32"
         expected = encoders.load_bi_encoder().encode(TEXTS, normalize_embeddings=True)
         got = encoders._embed_uncached(TEXTS, "all-MiniLM-L6-v2", 64)
         assert float((got * expected).sum(1).min()) > 0.9999
         assert fresh(True) is None  # the fused bf16 layers serve those CPUs
         assert fresh(False, "fp32") is None  # sentence-transformers' own fp32 path on request
+        assert encoders.embedding_path("all-MiniLM-L6-v2") == "sentence-transformers"
     finally:
         encoders._onnx_bi_encoder.cache_clear()
+        encoders._fused_bi_encoder.cache_clear()

@@ -71,15 +71,18 @@ def load_bi_encoder(name_or_path: str = DEFAULT_BI_ENCODER, device: str | None =
     return SentenceTransformer(resolve_bi_encoder(name_or_path), device=device or "cpu")
 
 
-def _bf16_allowed() -> bool:
-    """bf16 embeddings: the CPU has bf16 units and ``RERANKIT_BI_ENCODER_BACKEND`` is not ``fp32``."""
+def _fp32_reference_requested() -> bool:
+    """``RERANKIT_BI_ENCODER_BACKEND=fp32``: sentence-transformers' own fp32 path, whatever the CPU."""
     import os
 
+    return os.environ.get("RERANKIT_BI_ENCODER_BACKEND", "").strip().lower() == "fp32"
+
+
+def _bf16_allowed() -> bool:
+    """bf16 embeddings: the CPU has bf16 units and ``RERANKIT_BI_ENCODER_BACKEND`` is not ``fp32``."""
     from .engine.hardware import has_amx, has_avx512_bf16
 
-    if os.environ.get("RERANKIT_BI_ENCODER_BACKEND", "").strip().lower() == "fp32":
-        return False
-    return has_amx() or has_avx512_bf16()
+    return not _fp32_reference_requested() and (has_amx() or has_avx512_bf16())
 
 
 @lru_cache(maxsize=4)
@@ -92,6 +95,34 @@ def _fused_bi_encoder(name_or_path: str):
     from .engine.embedder import fused_bi_encoder_for
 
     return fused_bi_encoder_for(model)
+
+
+@lru_cache(maxsize=4)
+def _onnx_bi_encoder(name_or_path: str):
+    """ONNX Runtime fp32 where the CPU has no bf16 units (unless ``RERANKIT_BI_ENCODER_BACKEND=fp32``)."""
+    import logging
+
+    from .engine.backend import onnx_available
+
+    if _fp32_reference_requested() or _bf16_allowed() or not onnx_available():
+        return None
+    model = load_bi_encoder(name_or_path)
+    if model.device.type != "cpu":
+        return None
+    from .engine.onnx_embedder import onnx_bi_encoder_for
+
+    try:
+        return onnx_bi_encoder_for(model, resolve_bi_encoder(name_or_path))
+    except Exception as exc:  # an architecture the exporter cannot trace: sentence-transformers runs it
+        logging.getLogger(__name__).warning("no ONNX export of %s (%s); using sentence-transformers", name_or_path, exc)
+        return None
+
+
+def embedding_path(name_or_path: str = DEFAULT_BI_ENCODER) -> str:
+    """Which path ``embed`` takes for this model here: ``fused-bf16``, ``onnx-fp32`` or ``sentence-transformers``."""
+    if _fused_bi_encoder(name_or_path) is not None:
+        return "fused-bf16"
+    return "onnx-fp32" if _onnx_bi_encoder(name_or_path) is not None else "sentence-transformers"
 
 
 class _EmbeddingCache:
@@ -130,29 +161,6 @@ def _cache_capacity() -> int:
 
 
 _CACHE = _EmbeddingCache(_cache_capacity())
-
-
-@lru_cache(maxsize=4)
-def _onnx_bi_encoder(name_or_path: str):
-    """ONNX Runtime fp32 where the CPU has no bf16 units (unless ``RERANKIT_BI_ENCODER_BACKEND=fp32``)."""
-    import logging
-    import os
-
-    from .engine.backend import onnx_available
-
-    reference = os.environ.get("RERANKIT_BI_ENCODER_BACKEND", "").strip().lower() == "fp32"
-    if reference or _bf16_allowed() or not onnx_available():
-        return None
-    model = load_bi_encoder(name_or_path)
-    if model.device.type != "cpu":
-        return None
-    from .engine.onnx_embedder import onnx_bi_encoder_for
-
-    try:
-        return onnx_bi_encoder_for(model, resolve_bi_encoder(name_or_path))
-    except Exception as exc:  # an architecture the exporter cannot trace: sentence-transformers runs it
-        logging.getLogger(__name__).warning("no ONNX export of %s (%s); using sentence-transformers", name_or_path, exc)
-        return None
 
 
 def _embed_uncached(texts: list[str], model_name: str, batch_size: int) -> np.ndarray:

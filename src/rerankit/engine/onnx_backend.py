@@ -95,22 +95,27 @@ def _fuse_encoder(info: ModelInfo, raw: Path, out: Path) -> bool:
     return False
 
 
-def _export_fp32(info: ModelInfo, target: Path) -> None:
+def trace_to_onnx(module, names: list[str], output: str, path: Path) -> None:
+    """Export ``module(*token_id_tensors)`` to ``path``: ``names`` are ``[batch, sequence]`` int64 inputs,
+    ``output`` a tensor whose first axis is the batch."""
     import torch
 
-    module = build_module(info, attn="eager")
-    names = input_names(info)
     sample = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
     dynamic = {name: {0: "batch", 1: "sequence"} for name in names}
-    dynamic["scores"] = {0: "batch"}
+    dynamic[output] = {0: "batch"}
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, sample, str(path), input_names=names, output_names=[output],
+                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+
+
+def _export_fp32(info: ModelInfo, target: Path) -> None:
+    module = build_module(info, attn="eager")
 
     def produce(tmp: Path) -> None:
         raw = tmp.with_name(tmp.name + ".raw.tmp")
         try:
-            with torch.inference_mode(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(module, sample, str(raw), input_names=names, output_names=["scores"],
-                                  dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+            trace_to_onnx(module, input_names(info), "scores", raw)
             if not _fuse_encoder(info, raw, tmp):
                 os.replace(raw, tmp)
         finally:

@@ -11,14 +11,13 @@ fp32 throughout.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .cache import cache_root, model_fingerprint, remove_stale_temporaries, write_atomically
 from .embedder import MeanPooledEmbedder, mean_pooled_parts
-from .onnx_backend import OPSET, open_cached
+from .onnx_backend import OPSET, open_cached, trace_to_onnx
 
 EXPORT_VERSION = "1"
 
@@ -43,18 +42,7 @@ def _export(auto_model, target: Path) -> None:
             return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
     module = MeanPooled().float().eval()
-    sample = (torch.ones((2, 8), dtype=torch.long), torch.ones((2, 8), dtype=torch.long))
-    dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-               "pooled": {0: "batch"}}
-
-    def produce(tmp: Path) -> None:
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, sample, str(tmp), input_names=["input_ids", "attention_mask"],
-                              output_names=["pooled"], dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
-                              do_constant_folding=True)
-
-    write_atomically(target, produce)
+    write_atomically(target, lambda tmp: trace_to_onnx(module, ["input_ids", "attention_mask"], "pooled", tmp))
 
 
 class OnnxBiEncoder(MeanPooledEmbedder):
