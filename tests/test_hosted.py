@@ -18,7 +18,8 @@ from test_server_support import free_port, running_server, tiny_reranker  # noqa
 
 from rerankit import ProviderError, ProviderTimeoutError, RetryPolicy, load_reranker
 from rerankit.errors import InvalidInputError, UnknownSpecError
-from rerankit.rerankers.retry import parse_retry_after, with_retries
+from rerankit.rerankers.hosted import HttpConnection
+from rerankit.rerankers.retry import parse_retry_after, retry_policy, with_retries
 from rerankit.server import ServerConfig, create_app
 from rerankit.server.config import ModelSpec
 
@@ -215,6 +216,12 @@ def test_unusable_answers_are_provider_errors():
                 load_reranker("jina:m", api_key="k", base_url=server.url).score("q", ["a", "b"])
 
 
+def test_voyage_reads_its_results_from_data_only():
+    with stand_in(lambda request: Reply(200, {"results": [{"index": 0, "relevance_score": 0.5}]})) as server:
+        with pytest.raises(ProviderError, match="voyage: unusable answer .* no 'data'"):
+            load_reranker("voyage:m", api_key="k", base_url=server.url, max_retries=0).score("q", ["a"])
+
+
 def test_cohere_unusable_answers_are_provider_errors():
     for body in ({"results": "nope"}, {"results": [{"index": 0}]}, b"not json", {"id": "no results"}):
         with stand_in(lambda request, body=body: Reply(200, body)) as server:
@@ -299,6 +306,27 @@ def test_with_retries_returns_the_first_success():
 
     assert with_retries(flaky, policy) == "ok" and sleeps.waits == [0.5, 1.0]
     assert RetryPolicy(base_delay=1.0, jitter=0.5).backoff(2) >= 4.0
+
+
+def test_max_retries_replaces_only_the_count_of_a_given_policy():
+    policy, _ = fast(max_retries=5)
+    two = retry_policy(policy, 2)
+    assert (two.max_retries, two.base_delay, two.max_delay, two.jitter, two.sleep) == (
+        2, policy.base_delay, policy.max_delay, policy.jitter, policy.sleep)
+    assert retry_policy(policy, None) is policy and retry_policy(None, None) == RetryPolicy()
+    with pytest.raises(ValueError, match="max_retries"):
+        retry_policy(policy, -1)
+    reranker = load_reranker("jina:m", api_key="k", max_retries=0, retry=policy)
+    assert reranker.retry.max_retries == 0 and reranker.retry.sleep is policy.sleep
+
+
+def test_http_connection_is_built_once_and_rebuilt_after_close():
+    connection = HttpConnection(timeout=2.0)
+    first = connection.client()
+    assert connection.client() is first and first.timeout.read == 2.0
+    connection.close()
+    assert first.is_closed and connection.client() is not first
+    connection.close()
 
 
 def test_spec_options_are_checked():

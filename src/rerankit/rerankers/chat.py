@@ -8,13 +8,12 @@ llama.cpp or Ollama usually do not). Retries follow ``RetryPolicy``; failures ar
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import InvalidInputError
-from .hosted import post_json
-from .retry import ProviderError, RetryPolicy, with_retries
+from .hosted import HttpConnection, bearer_headers, checked_timeout, post_json
+from .retry import ProviderError, RetryPolicy, retry_policy, with_retries
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT_S = 60.0
@@ -41,31 +40,18 @@ class ChatClient:
     ) -> None:
         if not model:
             raise InvalidInputError("an LLM needs a model name")
-        if not timeout or timeout <= 0:
-            raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
+        timeout = checked_timeout(timeout)
         base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise InvalidInputError(f"the LLM base URL must be an http(s) URL, got {base_url!r}")
-        self.model, self.base_url, self.timeout = model, base_url, float(timeout)
+        self.model, self.base_url, self.timeout = model, base_url, timeout
         self.url = f"{base_url}/chat/completions"
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
         if self.api_key is None and base_url == DEFAULT_BASE_URL:
             raise ProviderError(self.provider, "no API key for api.openai.com: pass api_key=... or set OPENAI_API_KEY "
                                                "(or point OPENAI_BASE_URL at another OpenAI-compatible server)")
-        retry = retry or RetryPolicy()
-        if max_retries is not None:
-            retry = RetryPolicy(max_retries, retry.base_delay, retry.max_delay, retry.jitter, retry.sleep)
-        self.retry, self.temperature, self.max_tokens = retry, temperature, max_tokens
-        self._client: Any = None
-        self._lock = threading.Lock()
-
-    def _http(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import httpx
-
-                self._client = httpx.Client(timeout=self.timeout)
-            return self._client
+        self.retry, self.temperature, self.max_tokens = retry_policy(retry, max_retries), temperature, max_tokens
+        self._connection = HttpConnection(timeout)
 
     def _once(self, messages: Sequence[Message], max_tokens: int | None) -> str:
         body: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in messages]}
@@ -73,8 +59,7 @@ class ChatClient:
             body["temperature"] = self.temperature
         if max_tokens or self.max_tokens:
             body["max_tokens"] = max_tokens or self.max_tokens
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        answer = post_json(self._http(), self.provider, self.url, body, headers)
+        answer = post_json(self._connection.client(), self.provider, self.url, body, bearer_headers(self.api_key))
         try:
             content = answer["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError) as exc:
@@ -91,9 +76,7 @@ class ChatClient:
         return with_retries(lambda: self._once(messages, max_tokens), self.retry, "chat completion")
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-        self._client = None
+        self._connection.close()
 
     def __repr__(self) -> str:
         return f"ChatClient(model={self.model!r}, url={self.url!r})"

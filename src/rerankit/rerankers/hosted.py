@@ -1,5 +1,6 @@
 """The shared base of hosted rerankers (Cohere, Jina, Voyage, remote servers): API keys, timeouts,
-retries, batching above the provider's documents-per-call limit, and one JSON POST helper."""
+retries, batching above the provider's documents-per-call limit, one JSON POST helper, and the base of
+the bearer-key JSON rerank APIs (``JsonApiReranker``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .retry import (
     RetryPolicy,
     is_retryable_status,
     parse_retry_after,
+    retry_policy,
     with_retries,
 )
 
@@ -45,6 +47,18 @@ def first_env(names: Sequence[str], default: str | None = None) -> str | None:
         if value:
             return value
     return default
+
+
+def checked_timeout(timeout: float) -> float:
+    """``timeout`` in seconds as a float; ``InvalidInputError`` unless it is > 0."""
+    if not timeout or timeout <= 0:
+        raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def bearer_headers(api_key: str | None) -> dict[str, str]:
+    """``Authorization: Bearer KEY``, or no headers without a key."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def split_options(arg: str, allowed: Mapping[str, type]) -> tuple[str, dict[str, Any]]:
@@ -131,6 +145,36 @@ def scores_from_items(
     return scores
 
 
+def listed_scores(provider: str, url: str, answer: Any, field: str, count: int) -> np.ndarray:
+    """Scores in input order from an answer ``{field: [{index, relevance_score}, ...]}``."""
+    if not isinstance(answer, Mapping) or field not in answer:
+        raise ProviderError(provider, f"unusable answer from {url}: no {field!r}")
+    return scores_from_items(provider, answer[field], count)
+
+
+class HttpConnection:
+    """One ``httpx.Client``, built on first use and shared by the owner's threads (keeps connections alive)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client(timeout=self.timeout)
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+            self._client = None
+
+
 class HostedReranker(Reranker):
     """A reranker behind an HTTP API: scores come from ``_call`` on batches of at most ``batch_size``
     documents (the provider's per-call limit by default), merged back in input order.
@@ -156,17 +200,14 @@ class HostedReranker(Reranker):
     ) -> None:
         if not model:
             raise UnknownSpecError(f"'{self.provider}:' needs a model name after the colon")
-        if not timeout or timeout <= 0:
-            raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
+        timeout = checked_timeout(timeout)
         batch_size = self.max_batch if batch_size is None else batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        retry = retry or RetryPolicy()
-        if max_retries is not None:
-            retry = RetryPolicy(max_retries, retry.base_delay, retry.max_delay, retry.jitter, retry.sleep)
-        self.model, self.timeout, self.retry, self.batch_size = model, float(timeout), retry, batch_size
+        self.model, self.timeout, self.batch_size = model, timeout, batch_size
+        self.retry = retry_policy(retry, max_retries)
         self.name = name or f"{self.provider}:{model}"
-        self._client: Any = None
+        self._connection = HttpConnection(timeout)
         self._lock = threading.Lock()
 
     @abstractmethod
@@ -175,17 +216,10 @@ class HostedReranker(Reranker):
 
     def http_client(self) -> Any:
         """One ``httpx.Client`` per reranker (thread-safe, keeps connections alive)."""
-        with self._lock:
-            if self._client is None:
-                import httpx
-
-                self._client = httpx.Client(timeout=self.timeout)
-            return self._client
+        return self._connection.client()
 
     def close(self) -> None:
-        if self._client is not None and hasattr(self._client, "close"):
-            self._client.close()
-        self._client = None
+        self._connection.close()
 
     def _score(self, query: str, documents: Sequence[Document]) -> np.ndarray:
         texts = [d.full_text for d in documents]
@@ -201,3 +235,39 @@ class HostedReranker(Reranker):
         top_k = validate_top_k(top_k)
         docs = normalize_documents(documents)
         return rank_documents(self.score(query, docs), docs, top_k, backend=self.name)
+
+
+class JsonApiReranker(HostedReranker):
+    """A rerank API that takes a JSON POST to ``{base URL}/rerank`` with a bearer key and answers
+    ``{results_field: [{index, relevance_score}, ...]}`` (Jina, Voyage). A subclass names its provider,
+    environment variables and default base URL, and builds the request body."""
+
+    key_env: ClassVar[tuple[str, ...]]
+    url_env: ClassVar[tuple[str, ...]]
+    default_base_url: ClassVar[str]
+    results_field: ClassVar[str] = "results"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        batch_size: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(model, timeout=timeout, max_retries=max_retries, retry=retry, batch_size=batch_size, name=name)
+        self.api_key = api_key_from_env(self.provider, api_key, self.key_env)
+        self.url = (base_url or first_env(self.url_env) or self.default_base_url).rstrip("/") + "/rerank"
+
+    @abstractmethod
+    def request_body(self, query: str, texts: list[str]) -> dict[str, Any]:
+        """The JSON body that asks for the scores of ``texts``."""
+
+    def _call(self, query: str, texts: list[str]) -> np.ndarray:
+        answer = post_json(self.http_client(), self.provider, self.url, self.request_body(query, texts),
+                           bearer_headers(self.api_key))
+        return listed_scores(self.provider, self.url, answer, self.results_field, len(texts))

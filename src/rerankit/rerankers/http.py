@@ -25,8 +25,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from ..errors import InvalidInputError, UnknownSpecError
-from .hosted import DEFAULT_TIMEOUT_S, HostedReranker, convert_option, post_json, scores_from_items
-from .retry import ProviderError, RetryPolicy
+from .hosted import (
+    DEFAULT_TIMEOUT_S,
+    HostedReranker,
+    bearer_headers,
+    convert_option,
+    listed_scores,
+    post_json,
+    scores_from_items,
+)
+from .retry import RetryPolicy
 
 PROTOCOLS = ("tei", "cohere")
 KEY_ENV = "RERANKIT_HTTP_API_KEY"
@@ -78,7 +86,7 @@ class RemoteReranker(HostedReranker):
         self.api_key = api_key or os.environ.get(KEY_ENV) or None
 
     def _call(self, query: str, texts: list[str]) -> np.ndarray:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        headers = bearer_headers(self.api_key)
         if self.protocol == "tei":
             body: dict[str, Any] = {"query": query, "texts": texts, "raw_scores": self.raw_scores, "truncate": True}
             answer = post_json(self.http_client(), self.provider, self.url, body, headers)
@@ -87,9 +95,7 @@ class RemoteReranker(HostedReranker):
         if self.remote_model:
             body["model"] = self.remote_model
         answer = post_json(self.http_client(), self.provider, self.url, body, headers)
-        if not isinstance(answer, dict) or "results" not in answer:
-            raise ProviderError(self.provider, f"unusable answer from {self.url}: no 'results'")
-        return scores_from_items(self.provider, answer["results"], len(texts))
+        return listed_scores(self.provider, self.url, answer, "results", len(texts))
 
 
 def load_http(arg: str, scheme: str = "", **kwargs: Any) -> RemoteReranker:

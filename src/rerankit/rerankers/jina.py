@@ -9,55 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+from .hosted import JsonApiReranker, split_options
 
-from .hosted import (
-    DEFAULT_TIMEOUT_S,
-    HostedReranker,
-    api_key_from_env,
-    first_env,
-    post_json,
-    scores_from_items,
-    split_options,
-)
-from .retry import ProviderError, RetryPolicy
-
-KEY_ENV = ("JINA_API_KEY",)
-URL_ENV = ("JINA_API_URL",)
-DEFAULT_BASE_URL = "https://api.jina.ai/v1"
 OPTIONS = {"timeout": float, "max_retries": int, "batch_size": int}
 
 
-class JinaReranker(HostedReranker):
+class JinaReranker(JsonApiReranker):
     """Jina's rerank endpoint, in batches of at most 1,000 documents."""
 
     provider = "jina"
     max_batch = 1000
+    key_env = ("JINA_API_KEY",)
+    url_env = ("JINA_API_URL",)
+    default_base_url = "https://api.jina.ai/v1"
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
-        max_retries: int | None = None,
-        retry: RetryPolicy | None = None,
-        batch_size: int | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(model, timeout=timeout, max_retries=max_retries, retry=retry, batch_size=batch_size, name=name)
-        self.api_key = api_key_from_env(self.provider, api_key, KEY_ENV)
-        self.url = (base_url or first_env(URL_ENV, DEFAULT_BASE_URL) or DEFAULT_BASE_URL).rstrip("/") + "/rerank"
-
-    def _call(self, query: str, texts: list[str]) -> np.ndarray:
-        body = {"model": self.model, "query": query, "documents": texts, "top_n": len(texts),
+    def request_body(self, query: str, texts: list[str]) -> dict[str, Any]:
+        return {"model": self.model, "query": query, "documents": texts, "top_n": len(texts),
                 "return_documents": False}
-        answer = post_json(self.http_client(), self.provider, self.url, body,
-                           {"Authorization": f"Bearer {self.api_key}"})
-        if not isinstance(answer, dict) or "results" not in answer:
-            raise ProviderError(self.provider, f"unusable answer from {self.url}: no 'results'")
-        return scores_from_items(self.provider, answer["results"], len(texts))
 
 
 def load_jina(arg: str, **kwargs: Any) -> JinaReranker:

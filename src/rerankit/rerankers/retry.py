@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from ..errors import RerankitError
@@ -95,6 +95,12 @@ class RetryPolicy:
         """The wait before retry number ``retry`` (0-based), without ``Retry-After``."""
         delay = self.base_delay * (2**retry)
         return delay + random.uniform(0.0, delay * self.jitter) if self.jitter else delay
+
+
+def retry_policy(retry: RetryPolicy | None, max_retries: int | None) -> RetryPolicy:
+    """``retry`` (default ``RetryPolicy()``), with its retry count set to ``max_retries`` when that is given."""
+    policy = retry or RetryPolicy()
+    return policy if max_retries is None else replace(policy, max_retries=max_retries)
 
 
 def with_retries(call: Callable[[], T], policy: RetryPolicy, what: str = "request") -> T:

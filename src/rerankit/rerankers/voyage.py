@@ -9,57 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+from .hosted import JsonApiReranker, split_options
 
-from .hosted import (
-    DEFAULT_TIMEOUT_S,
-    HostedReranker,
-    api_key_from_env,
-    first_env,
-    post_json,
-    scores_from_items,
-    split_options,
-)
-from .retry import ProviderError, RetryPolicy
-
-KEY_ENV = ("VOYAGE_API_KEY",)
-URL_ENV = ("VOYAGE_API_URL",)
-DEFAULT_BASE_URL = "https://api.voyageai.com/v1"
 OPTIONS = {"timeout": float, "max_retries": int, "batch_size": int, "truncation": bool}
 
 
-class VoyageReranker(HostedReranker):
-    """Voyage's rerank endpoint; ``truncation`` (default true) lets Voyage cut over-long inputs."""
+class VoyageReranker(JsonApiReranker):
+    """Voyage's rerank endpoint; ``truncation`` (default true) lets Voyage cut over-long inputs. The other
+    keyword arguments are ``JsonApiReranker``'s (``api_key``, ``base_url``, ``timeout``, ``max_retries``,
+    ``retry``, ``batch_size``, ``name``)."""
 
     provider = "voyage"
     max_batch = 1000
+    key_env = ("VOYAGE_API_KEY",)
+    url_env = ("VOYAGE_API_URL",)
+    default_base_url = "https://api.voyageai.com/v1"
+    results_field = "data"
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        truncation: bool = True,
-        timeout: float = DEFAULT_TIMEOUT_S,
-        max_retries: int | None = None,
-        retry: RetryPolicy | None = None,
-        batch_size: int | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(model, timeout=timeout, max_retries=max_retries, retry=retry, batch_size=batch_size, name=name)
-        self.api_key = api_key_from_env(self.provider, api_key, KEY_ENV)
-        self.url = (base_url or first_env(URL_ENV, DEFAULT_BASE_URL) or DEFAULT_BASE_URL).rstrip("/") + "/rerank"
+    def __init__(self, model: str, *, truncation: bool = True, **options: Any) -> None:
+        super().__init__(model, **options)
         self.truncation = truncation
 
-    def _call(self, query: str, texts: list[str]) -> np.ndarray:
-        body = {"query": query, "documents": texts, "model": self.model, "top_k": len(texts),
+    def request_body(self, query: str, texts: list[str]) -> dict[str, Any]:
+        return {"query": query, "documents": texts, "model": self.model, "top_k": len(texts),
                 "truncation": self.truncation}
-        answer = post_json(self.http_client(), self.provider, self.url, body,
-                           {"Authorization": f"Bearer {self.api_key}"})
-        if not isinstance(answer, dict) or "data" not in answer:
-            raise ProviderError(self.provider, f"unusable answer from {self.url}: no 'data'")
-        return scores_from_items(self.provider, answer["data"], len(texts))
 
 
 def load_voyage(arg: str, **kwargs: Any) -> VoyageReranker:
