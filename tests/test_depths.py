@@ -81,6 +81,10 @@ def test_cli_sweep_prints_table_json_and_plot(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert [p["depth"] for p in data["points"]] == [2, 4] and data["sweet_spot"] in (2, 4)
     assert plot.read_bytes().startswith(PNG_MAGIC)
+    assert run_cli(["eval", str(folder), "--run", "run.trec", "--rerank", "bi-encoder", "--depths", "2,4",
+                    "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [p["depth"] for p in printed["points"]] == [2, 4] and printed["sweet_spot"] == data["sweet_spot"]
 
 
 def test_cli_depths_without_rerank_is_a_one_line_error(tmp_path, capsys):

@@ -135,3 +135,12 @@ def test_bad_input_exits_2_with_one_line(bm25_index: Path, tmp_path: Path, args:
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert not (tmp_path / "o").exists()
+
+
+def test_snippets_are_one_line_and_cut_with_an_ellipsis():
+    from rerankit.cli.app import snippet
+
+    assert snippet("a  b\n\tc", 10) == "a b c"
+    assert snippet("abcdefghij", 10) == "abcdefghij"
+    cut = snippet("abcdefghijk", 10)
+    assert cut == "abcdefghi…" and len(cut) == 10

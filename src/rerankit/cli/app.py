@@ -1,4 +1,4 @@
-"""The Typer application object that the command modules register on."""
+"""The Typer application object that the command modules register on, and their shared text helper."""
 
 from __future__ import annotations
 
@@ -15,3 +15,9 @@ app = typer.Typer(
 
 index_app = typer.Typer(help="Build and inspect on-disk first-stage indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+
+
+def snippet(text: str, limit: int) -> str:
+    """``text`` on one line (whitespace runs made single spaces), cut to ``limit`` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

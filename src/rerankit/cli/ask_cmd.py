@@ -10,14 +10,9 @@ import typer
 
 from ..errors import InvalidInputError
 from ..types import normalize_query
-from .app import app
+from .app import app, snippet
 
 SNIPPET_CHARS = 160
-
-
-def _snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @app.command("ask")
@@ -94,6 +89,6 @@ def ask(
         label = s.id or ""
         typer.echo(f"{mark}[{s.number}] {label}  score {s.score:.3f}{backend}  (first stage #{s.first_stage_rank + 1})")
         title = f"{s.document.title}: " if s.document.title else ""
-        typer.echo(f"     {_snippet(title + s.document.text)}")
+        typer.echo(f"     {snippet(title + s.document.text, SNIPPET_CHARS)}")
     if answer.cited:
         typer.echo("(* cited in the answer)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import typer
 
@@ -47,16 +48,7 @@ def eval_command(
         sweep = evaluate_depths(data, depths, rerank, run=run, qrels=qrels, rel_threshold=rel_threshold,
                                 max_queries=max_queries, progress=False,
                                 log=lambda msg: info.print(msg, markup=False, soft_wrap=True))
-        if out:
-            sweep.write_json(out)
-            info.print(f"report: {out}", markup=False, soft_wrap=True)
-        if plot:
-            write_depth_plot(sweep, plot)
-            info.print(f"plot: {plot}", markup=False, soft_wrap=True)
-        if as_json:
-            typer.echo(json.dumps(sweep.to_dict(), indent=2))
-        else:
-            sweep.print(Console(highlight=False))
+        _emit(sweep, write_depth_plot, out=out, plot=plot, as_json=as_json, info=info)
         return
     report = evaluate_folder(
         data,
@@ -69,13 +61,22 @@ def eval_command(
         progress=sys.stderr.isatty(),
         log=lambda msg: info.print(msg, markup=False, soft_wrap=True),
     )
+    _emit(report, write_plot, out=out, plot=plot, as_json=as_json, info=info)
+
+
+def _emit(result: Any, plotter: Callable[[Any, str], None], *, out: str | None, plot: str | None, as_json: bool,
+          info: Any) -> None:
+    """Write ``result`` (a report or a depth sweep) to ``out`` and its plot to ``plot``, then print it
+    as JSON or as a table; where the files went is said on stderr (``info``)."""
+    from rich.console import Console
+
     if out:
-        report.write_json(out)
+        result.write_json(out)
         info.print(f"report: {out}", markup=False, soft_wrap=True)
     if plot:
-        write_plot(report, plot)
+        plotter(result, plot)
         info.print(f"plot: {plot}", markup=False, soft_wrap=True)
     if as_json:
-        typer.echo(report.to_json())
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
-        report.print(Console(highlight=False))
+        result.print(Console(highlight=False))

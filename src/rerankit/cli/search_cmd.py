@@ -12,14 +12,9 @@ from rich.text import Text
 
 from ..errors import InvalidInputError
 from ..types import normalize_query
-from .app import app
+from .app import app, snippet
 
 SNIPPET_CHARS = 120
-
-
-def _snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @app.command("search")
@@ -86,6 +81,7 @@ def search(
     for h in hits:
         text = f"{h.document.title}: {h.document.text}" if h.document.title else h.document.text
         table.add_row(
-            str(h.rank + 1), str(h.first_stage_rank + 1), f"{h.score:.4f}", Text(str(h.id)), Text(_snippet(text))
+            str(h.rank + 1), str(h.first_stage_rank + 1), f"{h.score:.4f}", Text(str(h.id)),
+            Text(snippet(text, SNIPPET_CHARS)),
         )
     console.print(table)
