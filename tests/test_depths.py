@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
+from test_eval_cli import PNG_MAGIC
 
 from rerankit.errors import InvalidInputError
 from rerankit.evaluation.depths import DepthPoint, choose_sweet_spot, evaluate_depths, parse_depths
 from rerankit.rerankers.base import Reranker
 from rerankit.types import Document
-
-from test_eval_cli import PNG_MAGIC, run_cli
 
 
 class KeywordOracle(Reranker):

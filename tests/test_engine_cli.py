@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import json
 
+from cli_helpers import run_cli
 from engine_helpers import build_tiny_cross_encoder
-from rerankit.cli import main
-
-
-def run_cli(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_bench_json_has_a_row_per_backend_and_the_reference(tmp_path, monkeypatch, capsys):

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from rerankit.cli import main
+from cli_helpers import run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -19,15 +18,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def shared_data() -> Path:
     """``$RERANKIT_DATA`` or ``<repo root>/../shared/data``."""
     return Path(os.environ.get("RERANKIT_DATA") or REPO_ROOT.parent / "shared" / "data")
-
-
-def run_cli(argv: list[str]) -> int:
-    """Run the console entry point in-process; its exit code."""
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def make_beir(root: Path, full_qrels: bool = False) -> Path:

@@ -10,21 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli_captured
 
 from rerankit import load_reranker
-from rerankit.cli import main
 from rerankit.retrieval import load_index
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    """Call ``rerankit.cli.main`` in-process; return (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_subprocess(args: list[str]) -> subprocess.CompletedProcess:
@@ -35,23 +24,23 @@ def run_subprocess(args: list[str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def bm25_index(tmp_path: Path, tiny_corpus_jsonl: Path, capsys) -> Path:
-    code, out, err = run_cli(["index", "build", str(tiny_corpus_jsonl), "--out", str(tmp_path / "ix"), "--no-dense"], capsys)
+    code, out, err = run_cli_captured(["index", "build", str(tiny_corpus_jsonl), "--out", str(tmp_path / "ix"), "--no-dense"], capsys)
     assert code == 0, err
     assert "read 6 passages" in out and "6 passages" in out and "dense: no" in out
     return tmp_path / "ix"
 
 
 def test_index_build_and_info(bm25_index: Path, capsys) -> None:
-    code, out, _ = run_cli(["index", "info", str(bm25_index), "--json"], capsys)
+    code, out, _ = run_cli_captured(["index", "info", str(bm25_index), "--json"], capsys)
     assert code == 0
     manifest = json.loads(out)
     assert manifest["num_passages"] == 6 and manifest["dense"] is False and manifest["source"].endswith("corpus.jsonl")
-    code, out, _ = run_cli(["index", "info", str(bm25_index)], capsys)
+    code, out, _ = run_cli_captured(["index", "info", str(bm25_index)], capsys)
     assert code == 0 and manifest["version"] in out and "passages" in out
 
 
 def test_search_json_bm25(bm25_index: Path, capsys) -> None:
-    code, out, err = run_cli(["search", str(bm25_index), "programming language", "-k", "2", "--json"], capsys)
+    code, out, err = run_cli_captured(["search", str(bm25_index), "programming language", "-k", "2", "--json"], capsys)
     assert code == 0, err
     rows = json.loads(out)
     assert [r["id"] for r in rows] == [h.id for h in load_index(bm25_index).search("programming language", 2)]
@@ -63,17 +52,17 @@ def test_search_json_bm25(bm25_index: Path, capsys) -> None:
 
 
 def test_search_table(bm25_index: Path, capsys) -> None:
-    code, out, _ = run_cli(["search", str(bm25_index), "Eiffel Tower", "-k", "1"], capsys)
+    code, out, _ = run_cli_captured(["search", str(bm25_index), "Eiffel Tower", "-k", "1"], capsys)
     assert code == 0
     assert "paris" in out and "1st stage" in out and "Paris: Paris is the capital" in out
-    code, out, _ = run_cli(["search", str(bm25_index), "zzzunknownzzz"], capsys)
+    code, out, _ = run_cli_captured(["search", str(bm25_index), "zzzunknownzzz"], capsys)
     assert code == 0 and "no results" in out
 
 
 def test_search_dense_and_hybrid(dense_index_dir: Path, capsys) -> None:
-    code, out, _ = run_cli(["search", str(dense_index_dir), "a kitten chasing mice", "-k", "1", "--mode", "dense", "--json"], capsys)
+    code, out, _ = run_cli_captured(["search", str(dense_index_dir), "a kitten chasing mice", "-k", "1", "--mode", "dense", "--json"], capsys)
     assert code == 0 and json.loads(out)[0]["id"] == "cat"
-    code, out, _ = run_cli(["search", str(dense_index_dir), "memory safe systems language", "-k", "3", "--json"], capsys)
+    code, out, _ = run_cli_captured(["search", str(dense_index_dir), "memory safe systems language", "-k", "3", "--json"], capsys)
     rows = json.loads(out)
     assert code == 0 and rows[0]["id"] == "rust" and len(rows) == 3  # default mode: hybrid (RRF scores)
     assert rows[0]["score"] == pytest.approx(2 / 61)
@@ -81,7 +70,7 @@ def test_search_dense_and_hybrid(dense_index_dir: Path, capsys) -> None:
 
 def test_search_rerank_bi_encoder(dense_index_dir: Path, capsys) -> None:
     query = "which drink has caffeine"
-    code, out, err = run_cli(
+    code, out, err = run_cli_captured(
         ["search", str(dense_index_dir), query, "-k", "3", "-n", "6", "--mode", "bm25", "--rerank", "bi-encoder", "--json"],
         capsys,
     )
@@ -103,7 +92,7 @@ def test_index_build_from_folder(tmp_path: Path, capsys) -> None:
     notes = tmp_path / "notes"
     (notes / "deep").mkdir(parents=True)
     (notes / "deep" / "a.md").write_text(" ".join(f"word{i}" for i in range(25)))
-    code, out, err = run_cli(
+    code, out, err = run_cli_captured(
         ["index", "build", str(notes), "--out", str(tmp_path / "ix"), "--no-dense", "--chunk-words", "10", "--overlap-words", "5"],
         capsys,
     )

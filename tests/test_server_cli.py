@@ -14,19 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cli_helpers import run_cli
 from test_server_support import LOCAL, free_port, port_open
 
-from rerankit.cli import main
-
 TESTS = Path(__file__).resolve().parent
-
-
-def run_cli(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.mark.parametrize(("argv", "says"), [
