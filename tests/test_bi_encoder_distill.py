@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rerankit.encoders import sentence_transformer_modules
 from rerankit.errors import InvalidInputError
 from rerankit.shared_tensors import SHARED_FILE, complete_folder, pack_into_parent, strip_shared
 from rerankit.training.bi_encoder_distill import BiEncoderDistillConfig, distill_bi_encoder
@@ -23,11 +24,12 @@ WORDS = "embeddings.word_embeddings.weight"
 def _tiny_student(folder):
     """A sentence-transformers folder: a random 2-layer BERT (width 64), mean pooling, normalization."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from rerankit.encoders import packaged_minilm_path
 
+    models = sentence_transformer_modules()
     torch.manual_seed(0)
     hf = folder.with_name(folder.name + "-hf")
     BertModel(BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -84,10 +86,11 @@ def test_the_saved_student_loads_and_embeds_in_the_teacher_space(distilled):
 def test_the_bf16_embedder_applies_a_dense_projection(tmp_path):
     """all-MiniLM-L6-v2 with a random orthogonal projection: rerankit's fused bf16 path against sentence-transformers."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
 
     from rerankit.encoders import embed, packaged_minilm_path
 
+    models = sentence_transformer_modules()
     base = SentenceTransformer(packaged_minilm_path(), device="cpu")
     dense = models.Dense(384, 32, bias=True, activation_function=torch.nn.Identity())
     torch.manual_seed(0)

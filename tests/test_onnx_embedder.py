@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rerankit.encoders import sentence_transformer_modules
 from rerankit.engine.backend import onnx_available
 
 pytestmark = pytest.mark.skipif(not onnx_available(), reason="onnx and onnxruntime are not installed")
@@ -31,11 +32,12 @@ def test_onnx_embeddings_match_sentence_transformers(tmp_path):
 
 def test_a_dense_projection_is_applied_as_sentence_transformers_does(tmp_path):
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
 
     from rerankit.encoders import load_bi_encoder
     from rerankit.engine.onnx_embedder import onnx_bi_encoder_for
 
+    models = sentence_transformer_modules()
     base = load_bi_encoder()
     dense = models.Dense(384, 16, bias=True, activation_function=torch.nn.Identity())
     SentenceTransformer(modules=[base[0], base[1], dense, models.Normalize()], device="cpu").save(str(tmp_path / "m"))
@@ -46,11 +48,12 @@ def test_a_dense_projection_is_applied_as_sentence_transformers_does(tmp_path):
 
 
 def test_models_it_does_not_reproduce_get_none(tmp_path):
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
 
     from rerankit.encoders import load_bi_encoder, packaged_minilm_path
     from rerankit.engine.onnx_embedder import onnx_bi_encoder_for
 
+    models = sentence_transformer_modules()
     base = load_bi_encoder()
     cls_pooled = SentenceTransformer(modules=[base[0], models.Pooling(384, "cls")], device="cpu")
     assert onnx_bi_encoder_for(cls_pooled, packaged_minilm_path(), cache_dir=tmp_path) is None

