@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rerankit.datasets import read_qrels, read_trec_run
-from rerankit.errors import DataFormatError, InvalidInputError
+from rerankit.errors import DataFormatError, InvalidInputError, RerankitError
 from rerankit.evaluation import (
     Report,
     bm25_run,
@@ -129,6 +129,25 @@ def test_duplicate_measure_names_and_bad_inputs() -> None:
         evaluate(RUN, QRELS, measures=["NotAMeasure@3"])
     with pytest.raises(InvalidInputError):
         evaluate(RUN, QRELS, rel_threshold=0)
+    assert evaluate(RUN, QRELS, measures="RR@10").measures == ["RR@10"]  # one name, not its letters
+
+
+@pytest.mark.parametrize(("run", "qrels", "says"), [
+    ({1: {"a": 1.0}}, {"1": {"a": 1}}, "run: query id 1 must be a string"),
+    ({"q": {2: 1.0}}, {"q": {"a": 1}}, "doc id 2 must be a string"),
+    ({"q": {"a": float("nan"), "b": 0.5}}, {"q": {"a": 1}}, "score nan is not a number"),
+    ({"q": {"a": None}}, {"q": {"a": 1}}, "score None is not a number"),
+    ({"q": {"a": 1.0}}, {"q": {"a": 1.5}}, "grade 1.5 is not an integer"),
+    ({"q": {"a": 1.0}}, {"q": [("a", 1)]}, "qrels entry for query 'q' must map doc ids to grades"),
+])
+def test_malformed_runs_and_qrels_are_typed_errors(run, qrels, says) -> None:
+    with pytest.raises(InvalidInputError, match=says):
+        evaluate(run, qrels)
+
+
+def test_numpy_scores_and_grades_are_numbers() -> None:
+    result = evaluate({"q": {"a": np.float32(0.5), "b": np.float64(0.9)}}, {"q": {"a": np.int64(1)}}, ["P@1", "RR"])
+    assert result.aggregate == {"P@1": 0.0, "RR": 0.5}
 
 
 # --------------------------------------------------------------------------- significance
@@ -230,6 +249,16 @@ def test_candidates_below_depth_keep_order_below_reranked_ones() -> None:
     assert list(dropped["q"]) == ["b", "a"]
 
 
+def test_infinite_scores_keep_the_reranked_order_above_the_tail() -> None:
+    run = {"q": {d: float(6 - i) for i, d in enumerate("abcdef")}}
+    reranker = FakeReranker({"text a": 1.0, "text b": float("-inf"), "text c": 0.5})
+    out = rerank_run(run, {"q": "query"}, _corpus("abcdef"), reranker, depth=3, progress=False)
+    assert trec_order(out["q"]) == ["a", "c", "b", "d", "e", "f"] and all(map(math.isfinite, out["q"].values()))
+    with pytest.raises(RerankitError, match="fake gave NaN scores for 1 of 3 candidates"):
+        rerank_run(run, {"q": "query"}, _corpus("abcdef"), FakeReranker({"text c": float("nan")}), depth=3,
+                   progress=False)
+
+
 def test_rerank_timing_and_errors() -> None:
     run = {"q1": {"a": 1.0, "b": 0.5}, "q2": {"b": 1.0}}
     out = rerank_run(run, {"q1": "x", "q2": "y"}, _corpus("ab"), FakeReranker({}), depth=10, progress=False)
@@ -260,6 +289,8 @@ def test_bm25_run_uses_title_and_drops_zero_scores() -> None:
     assert trec_order(run["q"])[0] == "v1"  # "eruptions" only occurs in v1's title
     assert set(run["q"]) == {"v1", "v2"}
     assert len(bm25_run(corpus, {"q": "volcano"}, depth=1)["q"]) == 1
+    with pytest.raises(InvalidInputError, match="document id 'v1' is given to more than one document"):
+        bm25_run([*corpus, Document(text="volcano facts", id="v1")], {"q": "volcano"})
 
 
 # --------------------------------------------------------------------------- tiny BEIR folder

@@ -201,6 +201,10 @@ def test_load_errors_are_index_not_found(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(IndexNotFoundError, match="no CURRENT file"):
         load_index(tmp_path / "empty")
+    (tmp_path / "binary").mkdir()
+    (tmp_path / "binary" / CURRENT_FILE).write_bytes(b"\xff\xfe")
+    with pytest.raises(IndexNotFoundError):
+        load_index(tmp_path / "binary")
 
     root = build_index(OLD_DOCS, tmp_path / "ix", dense=False)
     version = read_manifest(root)["version"]

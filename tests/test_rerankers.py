@@ -125,3 +125,11 @@ def test_bi_encoder_reranker_ranks_the_obvious_match_first():
         "The train leaves at noon.",
     ])
     assert results[0].index == 1 and reranker.score_kind == "similarity"
+
+
+def test_documents_need_string_text_and_title():
+    with pytest.raises(InvalidInputError, match="text must be a string, got NoneType"):
+        Document(text=None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="title must be a string, got int"):
+        Document(text="x", title=3)  # type: ignore[arg-type]
+    assert Document(text="x", title=None).full_text == "x"  # type: ignore[arg-type]

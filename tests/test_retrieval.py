@@ -50,7 +50,7 @@ def test_malformed_jsonl_names_the_line(tmp_path: Path) -> None:
 
 def test_duplicate_ids_are_rejected(tmp_path: Path, corpus_writer) -> None:
     path = corpus_writer(tmp_path / "c.jsonl", [{"_id": "a", "text": "x"}, {"_id": "a", "text": "y"}])
-    with pytest.raises(DataFormatError, match="duplicate passage id 'a'"):
+    with pytest.raises(DataFormatError, match="c.jsonl:2: document id 'a' again"):
         load_passages(path)
 
 
@@ -310,3 +310,13 @@ def test_openai_embedder_unreachable_server() -> None:
         OpenAIEmbedder(f"http://127.0.0.1:{port}", timeout=2).embed(["hello"])
     with pytest.raises(InvalidInputError):
         OpenAIEmbedder("localhost:8000")
+
+
+def test_bm25_ties_at_the_cut_off_are_broken_by_document_order():
+    """bm25s cuts a tie at the k-th score arbitrarily; the top 3 must be the first 3 of a top 10."""
+    from rerankit.retrieval import BM25Retriever
+
+    retriever = BM25Retriever.from_documents([Document("cat dog", id=f"d{i}") for i in range(50)]
+                                             + [Document("cat cat dog", id="best")])
+    top3 = [h.id for h in retriever.search("cat", 3)]
+    assert top3 == ["best", "d0", "d1"] and [h.id for h in retriever.search("cat", 10)][:3] == top3

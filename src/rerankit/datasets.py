@@ -1,15 +1,17 @@
 """Readers for the BEIR and TREC layouts: corpus.jsonl, queries.jsonl, qrels, run files.
 
-Every reader raises ``DataFormatError`` naming the file and line of the first bad record.
+Every reader raises ``DataFormatError`` naming the file and line of the first bad record: text that
+is not UTF-8, a missing field, a bad number, or an id given twice (a byte-order mark is dropped).
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
 from .errors import DataFormatError
-from .io import read_jsonl
+from .io import read_jsonl, read_text_lines
 from .types import Document
 
 Qrels = dict[str, dict[str, int]]
@@ -27,12 +29,14 @@ def read_corpus_jsonl(path: str | Path) -> list[Document]:
     """BEIR ``corpus.jsonl``: ``{"_id", "title"?, "text"}`` per line."""
     path = Path(path)
     docs = []
+    first_line: dict[str, int] = {}
     for lineno, obj in read_jsonl(path):
         doc_id = _field(obj, ("_id", "id", "docid"), path, lineno)
         text = _field(obj, ("text", "contents"), path, lineno)
         title = obj.get("title") or ""
         if not isinstance(title, str):
             raise DataFormatError(f"{path}:{lineno}: 'title' must be a string")
+        _check_new(first_line, doc_id, "document id", path, lineno)
         docs.append(Document(text=text, title=title, id=doc_id))
     return docs
 
@@ -40,18 +44,20 @@ def read_corpus_jsonl(path: str | Path) -> list[Document]:
 def read_queries_jsonl(path: str | Path) -> dict[str, str]:
     """BEIR ``queries.jsonl``: ``{"_id", "text"}`` per line, as ``{query_id: text}``."""
     path = Path(path)
-    return {
-        _field(obj, ("_id", "id", "qid"), path, lineno): _field(obj, ("text", "query"), path, lineno)
-        for lineno, obj in read_jsonl(path)
-    }
+    queries: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for lineno, obj in read_jsonl(path):
+        query_id = _field(obj, ("_id", "id", "qid"), path, lineno)
+        _check_new(first_line, query_id, "query id", path, lineno)
+        queries[query_id] = _field(obj, ("text", "query"), path, lineno)
+    return queries
 
 
-def _lines(path: Path):
-    try:
-        with path.open(encoding="utf-8") as handle:
-            yield from enumerate(handle, start=1)
-    except OSError as exc:
-        raise DataFormatError(f"cannot open {path}: {exc.strerror or exc}") from exc
+def _check_new(first_line: dict[str, int], key: str, what: str, path: Path, lineno: int) -> None:
+    """Remember that ``key`` is on line ``lineno``; ``DataFormatError`` if an earlier line had it."""
+    if key in first_line:
+        raise DataFormatError(f"{path}:{lineno}: {what} {key!r} again (first on line {first_line[key]})")
+    first_line[key] = lineno
 
 
 def read_qrels(path: str | Path) -> Qrels:
@@ -62,7 +68,7 @@ def read_qrels(path: str | Path) -> Qrels:
     """
     path = Path(path)
     qrels: Qrels = defaultdict(dict)
-    for lineno, line in _lines(path):
+    for lineno, line in read_text_lines(path):
         parts = line.split()
         if not parts:
             continue
@@ -75,9 +81,12 @@ def read_qrels(path: str | Path) -> Qrels:
         else:
             raise DataFormatError(f"{path}:{lineno}: expected 3 or 4 columns, got {len(parts)}")
         try:
-            qrels[qid][docid] = int(float(grade))
-        except ValueError as exc:
+            value = int(float(grade))
+        except (ValueError, OverflowError) as exc:
             raise DataFormatError(f"{path}:{lineno}: relevance grade {grade!r} is not a number") from exc
+        if qrels[qid].get(docid, value) != value:
+            raise DataFormatError(f"{path}:{lineno}: query {qid!r} judges {docid!r} again with another grade")
+        qrels[qid][docid] = value
     if not qrels:
         raise DataFormatError(f"{path}: no judgments")
     return dict(qrels)
@@ -87,7 +96,7 @@ def read_trec_run(path: str | Path) -> Run:
     """A TREC run file ``qid Q0 docid rank score tag`` as ``{query_id: {doc_id: score}}``."""
     path = Path(path)
     run: Run = defaultdict(dict)
-    for lineno, line in _lines(path):
+    for lineno, line in read_text_lines(path):
         parts = line.split()
         if not parts:
             continue
@@ -95,9 +104,14 @@ def read_trec_run(path: str | Path) -> Run:
             raise DataFormatError(f"{path}:{lineno}: expected 6 columns (qid Q0 docid rank score tag), got {len(parts)}")
         qid, _, docid, _, score, _ = parts
         try:
-            run[qid][docid] = float(score)
+            value = float(score)
         except ValueError as exc:
             raise DataFormatError(f"{path}:{lineno}: score {score!r} is not a number") from exc
+        if math.isnan(value):
+            raise DataFormatError(f"{path}:{lineno}: score is NaN")
+        if docid in run[qid]:
+            raise DataFormatError(f"{path}:{lineno}: query {qid!r} lists {docid!r} twice")
+        run[qid][docid] = value
     if not run:
         raise DataFormatError(f"{path}: empty run")
     return dict(run)

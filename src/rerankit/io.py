@@ -12,24 +12,38 @@ from typing import Any
 from .errors import DataFormatError
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line; a bad line raises ``DataFormatError``."""
+def read_text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` of a UTF-8 text file (a leading byte-order mark is dropped);
+    a file that cannot be opened or is not UTF-8 raises ``DataFormatError`` naming the line."""
     path = Path(path)
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         raise DataFormatError(f"cannot open {path}: {exc.strerror or exc}") from exc
     with handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+        try:
+            for lineno, raw in enumerate(handle, start=1):  # decoded line by line, so an error names its line
+                try:
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataFormatError(f"{path}:{lineno}: not UTF-8 text ({exc.reason})") from exc
+                yield lineno, line
+        except OSError as exc:
+            raise DataFormatError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line; a bad line raises ``DataFormatError``."""
+    for lineno, line in read_text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(obj, dict):
+            raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
 
 
 def file_mode_for(path: Path) -> int:

@@ -18,6 +18,14 @@ class Document:
     id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str):
+            raise InvalidInputError(f"a Document's text must be a string, got {type(self.text).__name__}")
+        if self.title is None:
+            object.__setattr__(self, "title", "")
+        elif not isinstance(self.title, str):
+            raise InvalidInputError(f"a Document's title must be a string, got {type(self.title).__name__}")
+
     @property
     def full_text(self) -> str:
         """Title and text joined as the models read them."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -77,6 +78,9 @@ def bm25_run(
     if not corpus:
         raise InvalidInputError("cannot run BM25 over an empty corpus")
     ids = [doc.id if doc.id is not None else str(i) for i, doc in enumerate(corpus)]
+    if len(set(ids)) != len(ids):
+        twice = next(d for d, n in Counter(ids).items() if n > 1)
+        raise InvalidInputError(f"document id {twice!r} is given to more than one document of the corpus")
     index = BM25(k1=k1, b=b).index([doc.full_text for doc in corpus])
     qids = list(queries)
     if not qids:

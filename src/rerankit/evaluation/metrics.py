@@ -12,6 +12,7 @@ judged queries missing from the run are listed in ``EvalResult.missing_queries``
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,12 +116,24 @@ class EvalResult:
         return out
 
 
-def _validate_run(run: Mapping[str, Mapping[str, float]]) -> None:
-    if not isinstance(run, Mapping):
-        raise InvalidInputError("run must be a mapping qid -> {docid: score}")
-    for qid, docs in run.items():
+def _validate(table: Any, what: str, value_kind: str) -> None:
+    """``table`` must map string query ids to ``{string doc id: value}``, each value a real number
+    (``value_kind`` "score": not NaN; "grade": an integer), else ``InvalidInputError`` (pytrec_eval
+    would raise a bare ``TypeError`` or misorder the documents)."""
+    if not isinstance(table, Mapping):
+        raise InvalidInputError(f"{what} must be a mapping qid -> {{docid: {value_kind}}}")
+    for qid, docs in table.items():
+        if not isinstance(qid, str):
+            raise InvalidInputError(f"{what}: query id {qid!r} must be a string")
         if not isinstance(docs, Mapping):
-            raise InvalidInputError(f"run entry for query {qid!r} must map doc ids to scores")
+            raise InvalidInputError(f"{what} entry for query {qid!r} must map doc ids to {value_kind}s")
+        for docid, value in docs.items():
+            if not isinstance(docid, str):
+                raise InvalidInputError(f"{what}: query {qid!r}: doc id {docid!r} must be a string")
+            wanted = numbers.Integral if value_kind == "grade" else numbers.Real
+            if isinstance(value, bool) or not isinstance(value, wanted) or value != value:  # NaN != NaN
+                raise InvalidInputError(f"{what}: query {qid!r}, doc {docid!r}: {value_kind} {value!r} is not "
+                                        f"{'an integer' if value_kind == 'grade' else 'a number'}")
 
 
 def evaluate(
@@ -140,13 +153,16 @@ def evaluate(
 
     if isinstance(rel_threshold, bool) or not isinstance(rel_threshold, int) or rel_threshold < 1:
         raise InvalidInputError(f"rel_threshold must be an integer >= 1, got {rel_threshold!r}")
-    _validate_run(run)
+    _validate(run, "run", "score")
+    _validate(qrels, "qrels", "grade")
+    if isinstance(measures, str):
+        measures = [measures]
     names = list(measures) if measures is not None else default_measures()
     if not names:
         raise InvalidInputError("no measures to compute")
     parsed = {name: to_ir_measure(name, rel_threshold) for name in names}
 
-    judged = {qid: dict(docs) for qid, docs in qrels.items() if docs}
+    judged = {qid: {d: int(g) for d, g in docs.items()} for qid, docs in qrels.items() if docs}
     if query_ids is not None:
         keep = set(query_ids)
         judged = {qid: docs for qid, docs in judged.items() if qid in keep}

@@ -11,6 +11,8 @@ Ordering contract of the returned run, per query:
 - Candidates below ``depth`` are kept (``keep_tail=True``, the default) after the reranked ones, in
   their first-stage order, with scores strictly below every reranked score (``floor(min) - 1 - i``,
   nudged like ties if needed); with ``keep_tail=False`` they are dropped.
+- A query whose reranker scores include an infinity keeps the reranked order, written as rank-based
+  scores (the number reranked minus the rank); NaN scores raise ``RerankitError``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..datasets import Run
-from ..errors import DataFormatError, InvalidInputError
+from ..errors import DataFormatError, InvalidInputError, RerankitError
 from ..rerankers.base import Reranker
 from ..types import Document
 from .metrics import trec_order
@@ -98,12 +100,17 @@ def rerank_query(
             f"{len(missing)} candidate(s) have no text in the corpus, e.g. doc id {missing[0]!r}"
         )
     scores = np.asarray(reranker.score(query, [corpus_by_id[d] for d in head]), dtype=np.float32)
+    if np.isnan(scores).any():
+        raise RerankitError(f"{getattr(reranker, 'name', type(reranker).__name__)} gave NaN scores "
+                            f"for {int(np.isnan(scores).sum())} of {len(head)} candidates of query {query!r}")
     # Stable sort on negated scores: equal scores keep first-stage order.
     ranked = [int(i) for i in np.argsort(-scores, kind="stable")]
     ids = [head[i] for i in ranked]
     values = [float(scores[i]) for i in ranked]
+    if not np.isfinite(scores).all():  # an infinite score has no score below it: keep the order, write ranks
+        values = [float(len(values) - r) for r in range(len(values))]
     if keep_tail and tail:
-        floor = math.floor(min(values)) if values and math.isfinite(min(values)) else 0.0
+        floor = math.floor(min(values)) if values else 0.0
         ids += tail
         values += [floor - 1.0 - j for j in range(len(tail))]
     return dict(zip(ids, _strictly_decreasing(values)))

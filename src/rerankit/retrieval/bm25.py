@@ -51,13 +51,25 @@ class BM25:
         return self._size
 
     def search_many(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(indices, scores) arrays of shape (len(queries), min(k, size)); zero-score hits trail."""
+        """(indices, scores) arrays of shape (len(queries), min(k, size)), best first; equal positive
+        scores in document order, so the top ``k`` are the first ``k`` of any larger search (bm25s cuts
+        a tie at the ``k``-th score arbitrarily: the search widens until it holds the whole tie).
+        Zero-score hits trail in no set order."""
         if self._size == 0:
             raise InvalidInputError("the BM25 index is empty")
         k = min(k, self._size)
         tokens = self._tokenize(queries)
-        indices, scores = self._model.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-        return np.asarray(indices), np.asarray(scores, dtype=np.float32)
+        wanted = k
+        while True:
+            indices, scores = self._model.retrieve(tokens, k=wanted, show_progress=False, n_threads=1)
+            indices, scores = np.asarray(indices), np.asarray(scores, dtype=np.float32)
+            kth = scores[:, k - 1]
+            whole_tie = (kth <= 0) | (scores[:, wanted - 1] < kth) if wanted > k else kth <= 0
+            if wanted == self._size or bool(np.all(whole_tie)):
+                break
+            wanted = min(self._size, max(2 * wanted, k + 16))
+        order = np.lexsort((indices, -scores), axis=1)[:, :k]
+        return np.take_along_axis(indices, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         indices, scores = self.search_many([query], k)
@@ -94,6 +106,4 @@ class BM25Retriever:
         query, k = normalize_query(query), validate_k(k)
         indices, scores = self.bm25.search(query, k)
         keep = scores > 0
-        indices, scores = indices[keep], scores[keep]
-        order = np.lexsort((indices, -scores))  # ties by document position, whatever bm25s returned
-        return hits_from_scores(self.documents, indices[order], scores[order])
+        return hits_from_scores(self.documents, indices[keep], scores[keep])

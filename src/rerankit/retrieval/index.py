@@ -114,7 +114,7 @@ def _test_pause(stage: str) -> None:
 def _read_current(root: Path) -> str | None:
     try:
         return (root / CURRENT_FILE).read_text(encoding="utf-8").strip()
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # unreadable or not text: no index here
         return None
 
 

@@ -68,14 +68,6 @@ def _folder_files(folder: Path) -> Iterable[Path]:
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def _check_unique(docs: list[Document], source: Path) -> None:
-    seen: set[str | None] = set()
-    for doc in docs:
-        if doc.id in seen:
-            raise DataFormatError(f"{source}: duplicate passage id {doc.id!r}")
-        seen.add(doc.id)
-
-
 def load_passages(source: str | Path, chunk_words: int = 200, overlap_words: int = 50) -> list[Document]:
     """Read the passages to index from ``source``; every passage gets a unique ``id``.
 
@@ -116,5 +108,4 @@ def load_passages(source: str | Path, chunk_words: int = 200, overlap_words: int
         )
     if not docs:
         raise DataFormatError(f"{path}: no passages (the file is empty)")
-    _check_unique(docs, path)
     return docs
