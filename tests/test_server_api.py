@@ -185,6 +185,12 @@ BAD = [
     ("/rerank", {**TEI, "truncation_direction": "up"}, 422, "truncation_direction"),
     ("/rerank", {**TEI, "query": "\udfff"}, 422, "lone surrogate"),
     ("/rerank", b"not json", 422, "not valid JSON"),
+    ("/rerank", b'{"query": "caf\xe9", "texts": ["a"]}', 422, "not valid JSON"),  # latin-1, not UTF-8
+    ("/v2/rerank", b'{"model": "m", "query": "q", "documents": ["a"], "top_n": ' + b"1" * 5000 + b"}", 400,
+     "not valid JSON"),
+    # an echoed document nested 500 deep (NaN at the bottom) used to overflow the JSON renderer: a 500
+    ("/v1/rerank", ('{"query": "q", "model": "jina-reranker-v2", "documents": [{"text": "a", "meta": %s}]}'
+                    % ("[" * 500 + "NaN" + "]" * 500)).encode(), 400, "more than 32 levels deep"),
 ]
 
 
@@ -301,6 +307,36 @@ def test_api_keys(tiny_reranker, tmp_path, monkeypatch):  # noqa: F811
         r = c.post("/v2/rerank", content=b"{", headers={"Authorization": "Bearer wrong"})
         assert r.status_code == 403
         assert c.get("/health").status_code == 200 and c.get("/metrics").status_code == 200
+
+
+def test_a_body_that_is_not_declared_json_is_a_415(client):
+    for path, body in (("/v2/rerank", V2), ("/rerank", TEI)):
+        for headers in ({}, {"content-type": "application/x-www-form-urlencoded"}):
+            r = client.post(path, content=json.dumps(V2 if path != "/rerank" else body).encode(), headers=headers)
+            assert r.status_code == 415, r.text
+            message = r.json()["error" if path == "/rerank" else "message"]
+            assert "Content-Type: application/json" in message
+
+
+def test_documents_nested_within_the_limit_are_echoed(client):
+    nested: object = "leaf"
+    for _ in range(30):
+        nested = [nested]
+    r = client.post("/v1/rerank", json={"query": QUERY, "documents": [{"text": "a", "meta": nested}],
+                                        "return_documents": True})
+    assert r.status_code == 200 and r.json()["results"][0]["document"]["meta"] == nested
+
+
+def test_utf8_api_keys_match_what_clients_send(tiny_reranker):  # noqa: F811
+    with TestClient(make_app({"tiny": tiny_reranker}, api_keys=("clé-ü",))) as c:
+        r = c.post("/v2/rerank", content=json.dumps(V2).encode(),
+                   headers=[("content-type", "application/json"), ("authorization", "Bearer clé-ü".encode())])
+        assert r.status_code == 200, r.text
+        r = c.post("/v2/rerank", content=json.dumps(V2).encode(),
+                   headers=[("content-type", "application/json"), ("authorization", "Bearer clé-u".encode())])
+        assert r.status_code == 403
+    with pytest.raises(InvalidInputError, match="space or a control character"):
+        ServerConfig(api_keys=("two words",))
 
 
 def test_without_keys_any_token_is_accepted(client):

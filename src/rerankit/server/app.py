@@ -18,7 +18,7 @@ from ..errors import InvalidInputError
 from ..rerankers.base import Reranker
 from .auth import KeyChecker
 from .config import ServerConfig
-from .errors import INTERNAL, INVALID, ApiError, ErrorKind
+from .errors import INTERNAL, INVALID, NOT_JSON, ApiError, ErrorKind
 from .limits import Limits
 from .metrics import Metrics
 from .middleware import Guard
@@ -68,13 +68,21 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return error_response(request.url.path, INVALID, _validation_message(list(exc.errors())))
+        errors = list(exc.errors())
+        content_type = request.headers.get("content-type", "")
+        if "json" not in content_type.lower() and any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+            return error_response(request.url.path, NOT_JSON, "the body must be JSON sent with "
+                                  f"'Content-Type: application/json' (got {content_type or 'no Content-Type'})")
+        return error_response(request.url.path, INVALID, _validation_message(errors))
 
     async def library_error(request: Request, exc: Exception) -> Response:
         return error_response(request.url.path, INVALID, f"invalid request: {exc}")
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # FastAPI could not decode the body (not UTF-8, a number too long to parse)
+            return error_response(request.url.path, INVALID,
+                                  f"invalid request: body is not valid JSON ({exc.detail})", dict(exc.headers or {}))
         kind = ErrorKind(exc.status_code, exc.status_code, "validation")
         return error_response(request.url.path, kind, str(exc.detail), dict(exc.headers or {}))
 

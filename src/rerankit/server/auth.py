@@ -55,6 +55,6 @@ class KeyChecker:
         if scheme.lower() != "bearer" or not token:
             raise ApiError(UNAUTHORIZED, "missing API key: send 'Authorization: Bearer <key>'",
                            {"WWW-Authenticate": "Bearer"})
-        given = token.encode("utf-8", "surrogateescape")
+        given = token.encode("latin-1", "replace")  # the header's own bytes (ASGI headers are decoded as latin-1)
         if not any(hmac.compare_digest(given, key) for key in self._keys):
             raise ApiError(FORBIDDEN, "invalid API key")

@@ -79,6 +79,10 @@ class ServerConfig:
             raise InvalidInputError(f"--long-docs must be max, mean or first, got {self.long_docs!r}")
         if any(not isinstance(k, str) or not k for k in self.api_keys):
             raise InvalidInputError("API keys must be non-empty strings")
+        for key in self.api_keys:
+            if any(c.isspace() or not c.isprintable() for c in key):
+                raise InvalidInputError("an API key holds a space or a control character, which an "
+                                        "'Authorization: Bearer KEY' header cannot carry")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -18,6 +18,7 @@ INVALID = ErrorKind(400, 422, "validation")        # malformed JSON, missing fie
 EMPTY = ErrorKind(400, 400, "empty")                # no documents, blank query
 TOO_LARGE = ErrorKind(400, 413, "validation")       # above a documents or length limit
 BODY_TOO_LARGE = ErrorKind(413, 413, "validation")  # body above --max-body-bytes
+NOT_JSON = ErrorKind(415, 415, "validation")        # a body without Content-Type: application/json
 UNAUTHORIZED = ErrorKind(401, 401, "unauthorized")  # no API key
 FORBIDDEN = ErrorKind(403, 403, "unauthorized")     # wrong API key
 NOT_FOUND = ErrorKind(404, 404, "validation")       # unknown model (or path)

@@ -10,9 +10,28 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from pydantic import BaseModel, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, field_validator
 
 from ..errors import INVALID, ApiError
+
+
+MAX_DOCUMENT_DEPTH = 32  # an echoed document is rendered to JSON by recursion: a deep one would fail there
+
+
+def nesting_depth(value: Any) -> int:
+    """How many objects and lists ``value`` nests (0 for a plain value), counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        else:
+            deepest = max(deepest, depth)
+            continue
+        deepest = max(deepest, depth + 1)
+    return deepest
 
 
 class V2RerankRequest(BaseModel):
@@ -41,6 +60,15 @@ class V1RerankRequest(BaseModel):
     rank_fields: Optional[list[StrictStr]] = None
     return_documents: Optional[StrictBool] = None
     max_chunks_per_doc: Optional[StrictInt] = None
+
+    @field_validator("documents")
+    @classmethod
+    def _not_too_deep(cls, documents: list[Union[str, dict[str, Any]]]) -> list[Union[str, dict[str, Any]]]:
+        for index, doc in enumerate(documents):
+            if isinstance(doc, dict) and nesting_depth(doc) > MAX_DOCUMENT_DEPTH:
+                raise ValueError(f"documents[{index}] nests objects and lists more than {MAX_DOCUMENT_DEPTH} "
+                                 "levels deep")
+        return documents
 
     def wants_documents(self) -> bool:
         if self.return_documents is not None:
