@@ -50,3 +50,12 @@ def test_numbers_that_are_not_usable(tmp_path):
     with pytest.raises(DataFormatError, match=":1: score is NaN"):
         read_trec_run(write(tmp_path / "r.trec", "q1 Q0 d1 1 nan t\n"))
     assert read_trec_run(write(tmp_path / "s.trec", "q1 Q0 d1 1 -inf t\n")) == {"q1": {"d1": float("-inf")}}
+
+
+def test_json_that_python_cannot_hold_as_text_or_numbers(tmp_path):
+    with pytest.raises(DataFormatError, match=r"c.jsonl:2: a \\uXXXX escape encodes half of a character"):
+        read_corpus_jsonl(write(tmp_path / "c.jsonl", '{"_id": "a", "text": "ok \\ud83d\\ude00"}\n'
+                                                       '{"_id": "b", "text": "bad \\ud800"}\n'))
+    with pytest.raises(DataFormatError, match=r"d.jsonl:1: invalid JSON"):
+        read_corpus_jsonl(write(tmp_path / "d.jsonl", '{"_id": ' + "1" * 5000 + ', "text": "x"}\n'))
+    assert read_corpus_jsonl(write(tmp_path / "e.jsonl", '{"_id": "a", "text": "\\ud83d\\ude00"}\n'))[0].text == "\U0001F600"

@@ -39,11 +39,21 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+        except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+            raise DataFormatError(f"{path}:{lineno}: invalid JSON ({getattr(exc, 'msg', exc)})") from exc
         if not isinstance(obj, dict):
             raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        if "\\u" in line and _has_lone_surrogate(obj):  # only a \uXXXX escape can make one
+            raise DataFormatError(f"{path}:{lineno}: a \\uXXXX escape encodes half of a character (a lone surrogate)")
         yield lineno, obj
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def file_mode_for(path: Path) -> int:
