@@ -122,6 +122,7 @@ def _validate(table: Any, what: str, value_kind: str) -> None:
     would raise a bare ``TypeError`` or misorder the documents)."""
     if not isinstance(table, Mapping):
         raise InvalidInputError(f"{what} must be a mapping qid -> {{docid: {value_kind}}}")
+    wanted = numbers.Integral if value_kind == "grade" else numbers.Real
     for qid, docs in table.items():
         if not isinstance(qid, str):
             raise InvalidInputError(f"{what}: query id {qid!r} must be a string")
@@ -130,7 +131,6 @@ def _validate(table: Any, what: str, value_kind: str) -> None:
         for docid, value in docs.items():
             if not isinstance(docid, str):
                 raise InvalidInputError(f"{what}: query {qid!r}: doc id {docid!r} must be a string")
-            wanted = numbers.Integral if value_kind == "grade" else numbers.Real
             if isinstance(value, bool) or not isinstance(value, wanted) or value != value:  # NaN != NaN
                 raise InvalidInputError(f"{what}: query {qid!r}, doc {docid!r}: {value_kind} {value!r} is not "
                                         f"{'an integer' if value_kind == 'grade' else 'a number'}")

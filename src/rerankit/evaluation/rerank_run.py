@@ -100,9 +100,10 @@ def rerank_query(
             f"{len(missing)} candidate(s) have no text in the corpus, e.g. doc id {missing[0]!r}"
         )
     scores = np.asarray(reranker.score(query, [corpus_by_id[d] for d in head]), dtype=np.float32)
-    if np.isnan(scores).any():
+    nan_count = int(np.isnan(scores).sum())
+    if nan_count:
         raise RerankitError(f"{getattr(reranker, 'name', type(reranker).__name__)} gave NaN scores "
-                            f"for {int(np.isnan(scores).sum())} of {len(head)} candidates of query {query!r}")
+                            f"for {nan_count} of {len(head)} candidates of query {query!r}")
     # Stable sort on negated scores: equal scores keep first-stage order.
     ranked = [int(i) for i in np.argsort(-scores, kind="stable")]
     ids = [head[i] for i in ranked]

@@ -31,12 +31,9 @@ DEFAULT_TIMEOUT_S = 30.0
 
 def api_key_from_env(provider: str, explicit: str | None, names: Sequence[str]) -> str:
     """``explicit`` or the first of the environment variables ``names`` that is set; else ``ProviderError``."""
-    if explicit:
-        return explicit
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
+    value = explicit or first_env(names)
+    if value:
+        return value
     raise ProviderError(provider, f"no API key: pass api_key=... or set {' or '.join(names)}")
 
 

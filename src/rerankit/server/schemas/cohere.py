@@ -20,17 +20,12 @@ MAX_DOCUMENT_DEPTH = 32  # an echoed document is rendered to JSON by recursion: 
 
 def nesting_depth(value: Any) -> int:
     """How many objects and lists ``value`` nests (0 for a plain value), counted without recursion."""
-    deepest, stack = 0, [(value, 0)]
+    deepest, stack = 0, [(value, 0)]  # (item, how many containers enclose it)
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-        else:
-            deepest = max(deepest, depth)
-            continue
-        deepest = max(deepest, depth + 1)
+        item, enclosing = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, enclosing + 1)
+            stack.extend((v, enclosing + 1) for v in (item.values() if isinstance(item, dict) else item))
     return deepest
 
 
