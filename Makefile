@@ -9,11 +9,14 @@ BIN    := $(VENV)/bin
 install: $(VENV)/.installed
 
 # torch==2.13.0 first: pip takes the CPU wheel (an unpinned torch would pull a multi-GB CUDA build).
-$(VENV)/.installed: pyproject.toml
+# extras/rerankit-amx: the optional AMX kernels, compiled here at install time (x86-64 Linux, gcc >= 11);
+# where that fails rerankit runs without them, and their tests skip.
+$(VENV)/.installed: pyproject.toml extras/rerankit-amx/setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q ./extras/rerankit-amx || echo "rerankit-amx not built: the AMX kernels stay off"
 	touch $@
 
 demo: install

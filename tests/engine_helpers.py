@@ -72,5 +72,5 @@ def assert_same_ranking(reference: np.ndarray, candidate: np.ndarray, rel_tol: f
 def kernel_or_skip(kernel: K | None, what: str, needs: str = "AMX-BF16") -> K:
     """``kernel``, or skip the test where it could not be built or loaded here."""
     if kernel is None:
-        pytest.skip(f"no {what} here (needs {needs}, Linux and a C compiler)")
+        pytest.skip(f"no {what} here (needs {needs}, Linux and the rerankit-amx package: pip install ./extras/rerankit-amx)")
     return kernel

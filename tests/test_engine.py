@@ -19,7 +19,8 @@ from rerankit.engine.cache import TEST_HOOK_ENV, model_fingerprint
 from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 
 # Allowed ranking slack, as a fraction of the fp32 score range: near-ties may swap, nothing else.
-TOLERANCE = {"torch-fp32": 1e-6, "onnx-fp32": 1e-4, "torch-bf16": 0.04, "torch-int8": 0.08, "onnx-int8": 0.08}
+TOLERANCE = {"torch-fp32": 1e-6, "onnx-fp32": 1e-4, "torch-bf16": 0.04, "torch-int8": 0.08, "onnx-int8": 0.08,
+             "openvino-fp32": 1e-4, "openvino-bf16": 0.04, "openvino-int8": 0.08}
 
 
 @pytest.fixture(scope="module")
@@ -187,10 +188,11 @@ def test_int8_weights_use_seven_bits_on_cpus_without_vnni(model_dir, tmp_path, m
     assert calls == [True, False]  # one cached file per kind, so a cache moved to another CPU stays right
 
 
-def test_auto_falls_back_to_fp32_when_no_candidate_keeps_the_ranking(model_dir, monkeypatch, reference):
+def test_auto_falls_back_to_fp32_when_no_candidate_keeps_the_ranking(model_dir, monkeypatch, reference, tmp_path):
     from rerankit.engine import auto
 
     monkeypatch.delenv("RERANKIT_BACKEND", raising=False)
+    monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path))  # no verdict stored by an earlier test
     monkeypatch.setattr(auto, "keeps_ranking", lambda reference, candidate, **kw: False)
     engine = EngineReranker(model_dir, backend="auto")
     assert engine.backend == "torch-fp32" and engine.auto_report["chosen"] == "torch-fp32"
@@ -208,3 +210,86 @@ def test_auto_tries_bf16_first_and_never_int8(monkeypatch):
     monkeypatch.setattr(auto, "has_amx", lambda: False)
     monkeypatch.setattr(auto, "has_avx512_bf16", lambda: False)
     assert "torch-bf16" not in auto.candidate_order()
+
+
+def test_auto_stores_its_verdict_and_a_second_load_reuses_it(model_dir, monkeypatch, tmp_path):
+    from rerankit.engine import auto
+
+    monkeypatch.delenv("RERANKIT_BACKEND", raising=False)
+    monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path))
+    first = EngineReranker(model_dir, backend="auto")
+    assert first.auto_report["cached"] is False
+    verdicts = list((tmp_path / "auto").glob("*.json"))
+    assert len(verdicts) == 1 and first.backend in verdicts[0].read_text()
+    calls = []
+    monkeypatch.setattr(auto, "keeps_ranking", lambda *a, **k: calls.append(1) or True)
+    second = EngineReranker(model_dir, backend="auto")
+    assert second.backend == first.backend and second.auto_report["cached"] is True and not calls
+    np.testing.assert_allclose(second.score(QUERIES[0], DOCS), first.score(QUERIES[0], DOCS), rtol=1e-6)
+    other = EngineReranker(model_dir, backend="auto", max_length=64)  # other settings: their own verdict
+    assert other.auto_report["cached"] is False and len(list((tmp_path / "auto").glob("*.json"))) == 2
+
+
+def test_a_broken_verdict_file_means_deciding_again(model_dir, monkeypatch, tmp_path):
+    monkeypatch.delenv("RERANKIT_BACKEND", raising=False)
+    monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path))
+    EngineReranker(model_dir, backend="auto")
+    for path in (tmp_path / "auto").glob("*.json"):
+        path.write_text('{"chosen": "no-such-backend"')
+    engine = EngineReranker(model_dir, backend="auto")
+    assert engine.auto_report["cached"] is False and engine.backend in available_backends()
+
+
+def test_batch_limits_are_checked_and_default_to_the_backends_preference(model_dir):
+    with pytest.raises(InvalidInputError):
+        EngineReranker(model_dir, backend="torch-fp32", token_budget=0)
+    with pytest.raises(InvalidInputError):
+        EngineReranker(model_dir, backend="torch-fp32", max_batch=-3)
+    engine = EngineReranker(model_dir, backend="torch-fp32", token_budget=100, max_batch=2)
+    assert (engine.token_budget, engine.max_batch) == (100, 2)
+    assert EngineReranker(model_dir, backend="torch-fp32").token_budget == 8192
+
+
+def test_openvino_bf16_is_refused_where_openvino_runs_no_bf16(model_dir, monkeypatch):
+    from rerankit.engine import openvino_backend
+    from rerankit.errors import BackendUnavailableError
+
+    if not openvino_backend.openvino_available():
+        pytest.skip("openvino is not installed")
+    monkeypatch.setattr(openvino_backend, "runs_bf16", lambda: False)
+    with pytest.raises(BackendUnavailableError):
+        EngineReranker(model_dir, backend="openvino-bf16")
+    assert "openvino-bf16" not in available_backends()
+
+
+def test_openvino_conversion_is_published_as_a_whole_folder(model_dir, tmp_path):
+    from rerankit.engine import openvino_backend
+    from rerankit.engine.modules import read_info
+
+    if not openvino_backend.openvino_available():
+        pytest.skip("openvino is not installed")
+    xml = openvino_backend.ensure_ir(read_info(model_dir), "fp32", tmp_path)
+    assert xml.is_file() and (xml.parent / "model.bin").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [xml.parent.name]  # no temporary folder left
+    assert openvino_backend.ensure_ir(read_info(model_dir), "bf16", tmp_path) == xml  # one IR for fp32 and bf16
+
+
+def test_a_killed_openvino_conversion_leaves_nothing_to_load(model_dir, tmp_path, monkeypatch):
+    from rerankit.engine import openvino_backend
+    from rerankit.engine.modules import read_info
+
+    if not openvino_backend.openvino_available():
+        pytest.skip("openvino is not installed")
+
+    def killed(model, folder):
+        (folder / "model.xml").write_text("<half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(openvino_backend, "_save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        openvino_backend.ensure_ir(read_info(model_dir), "fp32", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    engine = EngineReranker(model_dir, backend="openvino-fp32", cache_dir=tmp_path)
+    assert engine.score(QUERIES[0], DOCS).shape == (len(DOCS),)
+

@@ -11,7 +11,8 @@ from engine_helpers import DOCS, QUERIES, assert_same_ranking, build_tiny_causal
 from rerankit.engine import EngineReranker, available_backends
 from rerankit.engine.inputs import QWEN3_INSTRUCTION, QWEN3_PREFIX, QWEN3_SUFFIX
 
-TOLERANCE = {"torch-fp32": 1e-6, "onnx-fp32": 1e-4, "torch-bf16": 0.05, "onnx-int8": 0.1}
+TOLERANCE = {"torch-fp32": 1e-6, "onnx-fp32": 1e-4, "torch-bf16": 0.05, "onnx-int8": 0.1,
+             "openvino-fp32": 1e-4, "openvino-bf16": 0.05, "openvino-int8": 0.1}
 
 
 @pytest.fixture(scope="module")

@@ -100,5 +100,4 @@ def _self_test(kernel: AttentionBlockKernel) -> bool:
 @functools.cache
 def attention_block_kernel() -> AttentionBlockKernel | None:
     """The compiled kernel, or ``None`` where it does not apply (see the module docstring)."""
-    return load_checked_kernel("attention_block", AttentionBlockKernel, _self_test,
-                               uses=("bf16_linear", "packed_attention"))
+    return load_checked_kernel("attention_block", AttentionBlockKernel, _self_test)

@@ -1,34 +1,47 @@
-"""``backend="auto"``: the fastest backend that keeps the fp32 ranking.
+"""``backend="auto"``: the fastest backend that keeps the fp32 ranking, decided once per machine.
 
-Rule (candidates in order, the first that passes wins):
+Rule:
 
-1. Order by CPU: with AMX (``amx_bf16``/``amx_tile``) or AVX512-BF16 in ``/proc/cpuinfo``:
-   ``torch-bf16``, ``onnx-int8``, ``onnx-fp32``; else with VNNI: ``onnx-int8``, ``onnx-fp32``;
-   else ``onnx-fp32``. ONNX candidates are skipped when onnxruntime is not installed.
-2. Calibrate each candidate at load on ``CALIBRATION`` (2 queries x 12 passages) against
-   ``torch-fp32``: it passes if, for every query, its top-10 shares at least 9 documents with the
-   reference top-10 and its top-1 is the same.
-3. Nothing passes: ``torch-fp32``.
+1. Candidates by CPU (``candidate_order``): with bf16 units (AMX or AVX512-BF16): ``torch-bf16``,
+   ``openvino-bf16``, ``openvino-int8``, ``openvino-fp32``; else with VNNI: ``openvino-int8``,
+   ``onnx-int8``, ``openvino-fp32``, ``onnx-fp32``; else ``openvino-int8``, ``openvino-fp32``,
+   ``onnx-fp32``. Candidates whose runtime is not installed are left out (``backend_available``).
+2. Each candidate scores ``CALIBRATION`` (2 queries x 12 passages); it keeps the ranking if, for
+   every query, its top-10 shares at least 9 documents with ``torch-fp32``'s and its top-1 is the
+   same. Each one that keeps it is timed on a probe of longer pairs (``probe_pairs``, the best of two runs).
+3. The fastest that keeps the ranking wins; none: ``torch-fp32``.
 
-``torch-int8`` is not a candidate: it is faster than ``torch-bf16`` (1.11x on DL19 queries in one
-process, alternating) but keeps less of the fp32 ranking. On DL21, the development set
-(``benchmarks/int8_ranking.py --collection trec-dl21-passage``, 53 queries), both kept at least 9
-of the fp32 top 10 on every query, but torch-int8 moved a document out of the top 10 on 40% of
-queries (mean agreement 9.60, score correlation 0.9993) and torch-bf16 on 15% (9.85, 1.0000): with
-int8's margin, a collection of ~50 queries is likely to have one that loses two. Ask for
-``backend="torch-int8"`` where throughput matters more. ``RERANKIT_BACKEND`` (one of ``BACKENDS``)
-overrides the rule.
+The verdict is stored as JSON in ``<cache>/auto/`` under a key made of the model's fingerprint
+(config and weights), its input settings, the CPU's flags, the thread count and the versions of
+torch, ONNX Runtime, OpenVINO and NNCF, so a second load in a new process skips steps 2-3 and
+builds only the chosen runner (its export is cached too). ``RERANKIT_BACKEND`` (one of
+``BACKENDS``) overrides the rule.
+
+``torch-int8`` is not a candidate: it keeps less of the fp32 ranking than ``torch-bf16`` (on DL21,
+``benchmarks/int8_ranking.py``, it moved a document out of the top 10 on 40% of queries against
+15%); ask for it where throughput matters more.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .backend import BACKENDS, onnx_available
-from .hardware import has_amx, has_avx512_bf16, has_vnni
+from .backend import BACKENDS, backend_available
+from .cache import cache_root, model_fingerprint, write_atomically
+from .hardware import cpu_flags, engine_threads, has_amx, has_avx512_bf16, has_vnni
+
+VERDICT_VERSION = "1"
+RUNTIMES = ("torch", "onnxruntime", "openvino", "nncf", "transformers")
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backend import Runner
@@ -68,23 +81,43 @@ CALIBRATION: list[tuple[str, list[str]]] = [
 
 
 def candidate_order() -> list[str]:
-    """Backends to try, fastest first, for this CPU and installation (step 1 of the rule)."""
+    """Backends to try for this CPU and installation (step 1 of the rule)."""
     if has_amx() or has_avx512_bf16():
-        order = ["torch-bf16", "onnx-int8", "onnx-fp32"]
+        order = ["torch-bf16", "openvino-bf16", "openvino-int8", "openvino-fp32"]
     elif has_vnni():
-        order = ["onnx-int8", "onnx-fp32"]
+        order = ["openvino-int8", "onnx-int8", "openvino-fp32", "onnx-fp32"]
     else:
-        order = ["onnx-fp32"]
-    return [b for b in order if not b.startswith("onnx") or onnx_available()]
+        order = ["openvino-int8", "openvino-fp32", "onnx-fp32"]
+    return [b for b in order if backend_available(b)]
 
 
-def _scores(reranker: EngineReranker, runner: Runner) -> list[np.ndarray]:
-    saved = reranker.runner
+def probe_pairs() -> tuple[list[str], list[list[str]]]:
+    """Timing probe: each calibration query against its passages run together (about 250 tokens each)."""
+    queries, lists = [], []
+    for query, docs in CALIBRATION:
+        queries.append(query)
+        lists.append([" ".join(docs[i:] + docs[:i]) for i in range(len(docs))])
+    return queries, lists
+
+
+def _scores(reranker: EngineReranker, runner: Runner, pairs=None) -> list[np.ndarray]:
+    saved = getattr(reranker, "runner", None)
     reranker.runner = runner
     try:
-        return reranker.score_many([q for q, _ in CALIBRATION], [docs for _, docs in CALIBRATION])
+        queries, lists = pairs or ([q for q, _ in CALIBRATION], [docs for _, docs in CALIBRATION])
+        return reranker.score_many(queries, lists)
     finally:
         reranker.runner = saved
+
+
+def _probe_ms(reranker: EngineReranker, runner: Runner) -> float:
+    pairs = probe_pairs()
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        _scores(reranker, runner, pairs)
+        best = min(best, (time.perf_counter() - start) * 1000)
+    return best
 
 
 def keeps_ranking(reference: list[np.ndarray], candidate: list[np.ndarray], k: int = 10, min_overlap: int = 9) -> bool:
@@ -97,33 +130,80 @@ def keeps_ranking(reference: list[np.ndarray], candidate: list[np.ndarray], k: i
     return True
 
 
+def _versions() -> str:
+    found = []
+    for name in RUNTIMES:
+        try:
+            found.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name}=-")
+    return ",".join(found)
+
+
+def verdict_path(reranker: EngineReranker) -> Path:
+    """Where the verdict for this model, its settings, this CPU and these runtimes is kept."""
+    builder = reranker.builder
+    extra = "|".join([
+        f"v{VERDICT_VERSION}", reranker.info.kind, str(reranker.info.yes_no_ids), str(reranker.max_length),
+        builder.long_docs, str(reranker.activation), str(reranker.num_threads or engine_threads()), platform.machine(),
+        " ".join(sorted(cpu_flags())), _versions(), ",".join(candidate_order()),
+        str(reranker.requested_batching),
+    ])
+    key = model_fingerprint(reranker.info.folder, extra)
+    return cache_root() / "auto" / f"{reranker.info.folder.name}-{key}.json"
+
+
+def _cached_choice(reranker: EngineReranker, path: Path) -> tuple[str, Runner, dict] | None:
+    try:
+        report = json.loads(path.read_text())
+        name = report["chosen"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if name not in BACKENDS or not backend_available(name):
+        return None
+    try:
+        runner = reranker.runner_for(name)
+    except Exception as exc:  # a cached export that no longer builds: decide again
+        log.info("cached auto choice %s unusable (%s); calibrating again", name, exc)
+        return None
+    return name, runner, {**report, "cached": True}
+
+
+def _store(path: Path, report: dict) -> None:
+    try:
+        write_atomically(path, lambda tmp: tmp.write_text(json.dumps(report, indent=1)))
+    except OSError as exc:  # a read-only cache: decide again next time
+        log.info("cannot store the auto verdict in %s (%s)", path, exc)
+
+
 def choose_backend(reranker: EngineReranker) -> tuple[str, Runner, dict]:
     """The backend name, its runner and a report of what was tried (see the module docstring)."""
-    info, threads = reranker.info, reranker.num_threads
     forced = os.environ.get("RERANKIT_BACKEND", "").strip()
     if forced in BACKENDS:
         return forced, reranker.runner_for(forced), {"forced": forced}
+    path = verdict_path(reranker)
+    cached = _cached_choice(reranker, path)
+    if cached is not None:
+        return cached
     reference_runner = reranker.runner_for("torch-fp32")
-    reranker.runner = reference_runner
     reference = _scores(reranker, reference_runner)
     tried: dict[str, bool | str] = {}
+    timings: dict[str, float] = {}
+    best: tuple[str, Runner] | None = None
     for name in candidate_order():
         try:
-            if name == "torch-bf16" and reference_runner is not None:
-                # cast the reference module in place rather than load a second copy of the weights
-                from .torch_backend import TorchRunner
-
-                runner = TorchRunner(info, "bf16", threads, module=reference_runner.module)
-                reference_runner = reranker.runner = None
-            else:
-                runner = reranker.runner_for(name)
+            runner = reranker.runner_for(name)
         except Exception as exc:  # an export that fails on this model: skip the backend
             tried[name] = f"failed: {type(exc).__name__}: {exc}"
             continue
         ok = keeps_ranking(reference, _scores(reranker, runner))
         tried[name] = ok
-        if ok:
-            return name, runner, {"tried": tried, "chosen": name}
-    if reference_runner is None:
-        reference_runner = reranker.runner_for("torch-fp32")
-    return "torch-fp32", reference_runner, {"tried": tried, "chosen": "torch-fp32"}
+        if not ok:
+            continue
+        timings[name] = round(_probe_ms(reranker, runner), 2)
+        if best is None or timings[name] < timings[best[0]]:
+            best = (name, runner)
+    name, runner = best if best is not None else ("torch-fp32", reference_runner)
+    report = {"tried": tried, "probe_ms": timings, "chosen": name}
+    _store(path, report)
+    return name, runner, {**report, "cached": False}

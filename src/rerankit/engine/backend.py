@@ -6,7 +6,8 @@ from typing import Protocol
 
 import numpy as np
 
-BACKENDS = ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8")
+BACKENDS = ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8",
+            "openvino-fp32", "openvino-bf16", "openvino-int8")
 
 
 class Runner(Protocol):
@@ -26,10 +27,25 @@ def onnx_available() -> bool:
     return True
 
 
-def available_backends() -> list[str]:
-    """Backends usable in this environment (ONNX ones need ``onnx`` and ``onnxruntime``,
-    ``torch-int8`` a CPU with AMX-INT8)."""
-    from .native import native_enabled
+def backend_available(name: str) -> bool:
+    """Whether ``name`` can run in this environment: ONNX backends need ``onnx`` and ``onnxruntime``,
+    OpenVINO ones ``openvino`` (``openvino-bf16`` a CPU that OpenVINO runs bf16 on, ``openvino-int8``
+    ``nncf``), ``torch-int8`` a CPU with AMX-INT8."""
+    if name.startswith("onnx"):
+        return onnx_available()
+    if name.startswith("openvino"):
+        from .openvino_backend import nncf_available, openvino_available, runs_bf16
 
-    return [b for b in BACKENDS if (not b.startswith("onnx") or onnx_available())
-            and (b != "torch-int8" or native_enabled(needs_int8=True))]
+        if not openvino_available():
+            return False
+        return {"openvino-bf16": runs_bf16, "openvino-int8": nncf_available}.get(name, lambda: True)()
+    if name == "torch-int8":
+        from .native import native_enabled
+
+        return native_enabled(needs_int8=True)
+    return name in BACKENDS
+
+
+def available_backends() -> list[str]:
+    """Backends usable in this environment (see ``backend_available``)."""
+    return [b for b in BACKENDS if backend_available(b)]

@@ -1,4 +1,4 @@
-"""bf16 linear layers on AMX tiles for the fused encoder (``kernels/bf16_linear.c``, built by ``native``).
+"""bf16 linear layers on AMX tiles for the fused encoder (``rerankit-amx``: ``kernels/bf16_linear.c``, loaded by ``native``).
 
 The fused layers' four matmuls went through oneDNN (``mkldnn._linear_pointwise``), which splits
 the rows between threads in equal halves: on a VM whose cores do not run at one speed, the faster

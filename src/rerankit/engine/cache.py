@@ -98,6 +98,11 @@ def remove_stale_temporaries(folder: Path, older_than_s: float = 3600.0) -> None
     for path in folder.glob(".*.tmp"):
         try:
             if now - path.stat().st_mtime > older_than_s:
-                path.unlink()
+                if path.is_dir():
+                    import shutil
+
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink()
         except OSError:
             pass

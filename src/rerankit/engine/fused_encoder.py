@@ -12,7 +12,7 @@ Same weights and the same arithmetic as the Hugging Face layers, with fewer pass
   sees few distinct shapes (it builds a kernel per shape, which costs more than the matmul the
   first time);
 - attention runs on the packed rows through the AMX kernel of ``native_attention`` where the CPU
-  and a C compiler allow (for batches of many sequences, together with the QKV and output
+  and the ``rerankit-amx`` package allow (for batches of many sequences, together with the QKV and output
   projections in one kernel per sequence: ``attention_block``); otherwise it is
   ``scaled_dot_product_attention`` on the padded ``[batch, heads, length, dim]`` layout with an
   additive padding mask. MPNet's relative-position bias is computed once per batch by the model's

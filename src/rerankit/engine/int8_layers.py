@@ -23,7 +23,7 @@ attention output or the feed-forward output in bf16 instead, 4.
   below 9 of the fp32 top 10 (symmetric int8: 4 in the same code otherwise).
 
 Attention and layer norms stay as in ``fused_encoder`` (bf16 with fp32 softmax and statistics).
-``int8_kernels()`` is ``None`` without AMX-INT8, a C compiler or Linux (see ``native``).
+``int8_kernels()`` is ``None`` without AMX-INT8, Linux or the ``rerankit-amx`` package (see ``native``).
 """
 
 from __future__ import annotations

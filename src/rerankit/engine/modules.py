@@ -122,7 +122,7 @@ def _yes_no_module(folder: Path, yes_id: int, no_id: int, attn: str):
                     self.head.bias.copy_(bias)
 
         def forward(self, input_ids, attention_mask):
-            hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            hidden = self.body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
             last = attention_mask.sum(dim=1) - 1
             rows = torch.arange(hidden.shape[0], device=hidden.device)
             return self.head(hidden[rows, last].to(self.head.weight.dtype))

@@ -1,4 +1,4 @@
-"""Packed variable-length attention on AMX tiles (``kernels/packed_attention.c``, built by ``native``).
+"""Packed variable-length attention on AMX tiles (``rerankit-amx``: ``kernels/packed_attention.c``, loaded by ``native``).
 
 The fused bf16 layers spend most of their non-matmul time in attention: ATen's CPU flash kernel
 handles head dimension 32 at about a tenth of the matmul rate, and the packed rows must first be

@@ -28,7 +28,7 @@ DEFAULT_MAX_BATCH = 64
 def make_runner(info: ModelInfo, backend: str, num_threads: int | None = None, cache_dir: Path | None = None,
                 calibration: list[dict[str, np.ndarray]] | None = None) -> Runner:
     """A runner for one of ``BACKENDS`` (``calibration``: batches that ``torch-int8`` balances its
-    channels on)."""
+    channels on and ``openvino-int8`` calibrates its activations on)."""
     if backend in ("torch-fp32", "torch-bf16", "torch-int8"):
         from .torch_backend import TorchRunner
 
@@ -37,6 +37,10 @@ def make_runner(info: ModelInfo, backend: str, num_threads: int | None = None, c
         from .onnx_backend import OnnxRunner
 
         return OnnxRunner(info, backend.split("-")[1], num_threads, cache_dir)
+    if backend in ("openvino-fp32", "openvino-bf16", "openvino-int8"):
+        from .openvino_backend import OpenVinoRunner
+
+        return OpenVinoRunner(info, backend.split("-")[1], num_threads, cache_dir, calibration)
     raise InvalidInputError(f"unknown backend {backend!r}; use 'auto' or one of {', '.join(BACKENDS)}")
 
 
@@ -67,8 +71,9 @@ class EngineReranker(Reranker):
     """A cross-encoder or yes/no decoder reranker with fast backends, token-budget batching and long-document windows.
 
     ``backend``: ``auto`` (see ``engine.auto``), ``torch-fp32`` (reference), ``torch-bf16``,
-    ``torch-int8`` (int8 matmuls on AMX, not exact: see ``int8_layers``), ``onnx-fp32`` or
-    ``onnx-int8``. ``kind``: ``auto`` (from config.json), ``encoder`` or ``yes-no``.
+    ``torch-int8`` (int8 matmuls on AMX, not exact: see ``int8_layers``), ``onnx-fp32``,
+    ``onnx-int8``, ``openvino-fp32``, ``openvino-bf16`` or ``openvino-int8`` (see ``openvino_backend``).
+    ``token_budget`` / ``max_batch`` default to the backend's preference. ``kind``: ``auto`` (from config.json), ``encoder`` or ``yes-no``.
     Scores follow ``CrossEncoderReranker`` (``activation``); a yes-no model scores
     ``sigmoid(logit_yes - logit_no)`` (= softmax over the two), or the raw difference with
     ``activation="none"``. ``long_docs``: ``max`` (best window), ``mean``, or ``first`` (plain truncation).
@@ -84,8 +89,8 @@ class EngineReranker(Reranker):
         kind: str = "auto",
         activation: str = "auto",
         max_length: int | None = None,
-        token_budget: int = DEFAULT_TOKEN_BUDGET,
-        max_batch: int = DEFAULT_MAX_BATCH,
+        token_budget: int | None = None,
+        max_batch: int | None = None,
         long_docs: LongDocs = "max",
         stride: int = 64,
         max_windows: int = 16,
@@ -120,7 +125,10 @@ class EngineReranker(Reranker):
         self.builder = InputBuilder(self.tokenizer, layout, self.max_length, self.info.uses_token_types,
                                     long_docs, stride, max_windows)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self.token_budget, self.max_batch = token_budget, max_batch
+        for label, value in (("token_budget", token_budget), ("max_batch", max_batch)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InvalidInputError(f"{label} must be a positive integer, got {value!r}")
+        self.requested_batching = (token_budget, max_batch)
         self.activation = _activation_for(self.info, activation)
         two_labels = self.info.kind == "encoder" and self.info.num_outputs > 1
         self.score_kind = "probability" if self.activation == "sigmoid" or two_labels else "logit"
@@ -138,7 +146,7 @@ class EngineReranker(Reranker):
 
     def runner_for(self, backend: str) -> Runner:
         """A runner for ``backend`` with this reranker's threads, cache and (``torch-int8``) calibration."""
-        calibration = self.calibration_batches() if backend == "torch-int8" else None
+        calibration = self.calibration_batches() if backend in ("torch-int8", "openvino-int8") else None
         return make_runner(self.info, backend, self.num_threads, self.cache_dir, calibration)
 
     def calibration_batches(self) -> list[dict[str, np.ndarray]]:
@@ -149,7 +157,17 @@ class EngineReranker(Reranker):
                                      [(qi, d) for qi, (_, docs) in enumerate(CALIBRATION) for d in docs])
         types = self.info.uses_token_types
         return [collate([windows[i].ids for i in idx], [windows[i].types for i in idx] if types else None, self.pad_id)
-                for idx in pack_by_tokens([len(w.ids) for w in windows], self.token_budget, self.max_batch)]
+                for idx in pack_by_tokens([len(w.ids) for w in windows], DEFAULT_TOKEN_BUDGET, DEFAULT_MAX_BATCH)]
+
+    @property
+    def token_budget(self) -> int:
+        """Padded tokens per batch: as given, else the runner's preference, else ``DEFAULT_TOKEN_BUDGET``."""
+        return self.requested_batching[0] or getattr(self.runner, "token_budget", DEFAULT_TOKEN_BUDGET)
+
+    @property
+    def max_batch(self) -> int:
+        """Sequences per batch at most: as given, else the runner's preference, else ``DEFAULT_MAX_BATCH``."""
+        return self.requested_batching[1] or getattr(self.runner, "max_batch", DEFAULT_MAX_BATCH)
 
     # -- scores -------------------------------------------------------------------------------
     def to_scores(self, outputs: np.ndarray) -> np.ndarray:

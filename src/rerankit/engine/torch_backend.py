@@ -53,7 +53,7 @@ class TorchRunner:
         batches = [{k: torch.from_numpy(v) for k, v in b.items()} for b in calibration]
         if encoder is None or not quantize_encoder(encoder, batches):
             raise BackendUnavailableError("torch-int8 needs a BERT-family cross-encoder (fused layers) and a CPU "
-                                          "with AMX-INT8, Linux and a C compiler")
+                                          "with AMX-INT8, Linux and the rerankit-amx package (extras/rerankit-amx)")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         import torch
