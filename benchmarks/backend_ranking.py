@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rerankit.engine import EngineReranker
+from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 from rerankit.engine.hardware import describe
 from rerankit.rerankers.registry import default_model_path
 from rerankit.training.fusion import DevPairs, ndcg10
@@ -39,7 +39,7 @@ def main() -> None:
         raise SystemExit(f"{args.data / args.collection} not found: this benchmark needs ../shared/data")
     dev = TrecDevSet(args.data / args.collection, depth=100)
     names = ["torch-fp32", *[b.strip() for b in args.backends.split(",") if b.strip()]]
-    engines = {name: EngineReranker(args.model, backend=name, long_docs="first") for name in names}
+    engines = {name: CrossEncoderReranker(args.model, backend=name, long_docs="first") for name in names}
     scores: dict[str, list[np.ndarray]] = {name: [] for name in names}
     times: dict[str, list[float]] = {name: [] for name in names}
     for i, (query, texts) in enumerate(zip(dev.queries, dev.texts)):

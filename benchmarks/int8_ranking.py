@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from rerankit.datasets import read_corpus_jsonl, read_qrels, read_queries_jsonl
-from rerankit.engine import EngineReranker
+from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 from rerankit.engine import fused_encoder
 from rerankit.evaluation import evaluate, load_run, select_queries, trec_order
 from rerankit.rerankers.registry import default_model_path
@@ -77,7 +77,7 @@ class Int8Layer:
         return layer.out_norm((self.linear("ffn", h, layer.out.bias) + x.float()).to(x.dtype))
 
 
-def layer_norm_output_maxima(engine: EngineReranker) -> dict[int, tuple]:
+def layer_norm_output_maxima(engine: CrossEncoderReranker) -> dict[int, tuple]:
     """Per-channel max |x| of each layer's two layer-norm outputs (QKV and feed-forward inputs)."""
     stats: dict[int, list[torch.Tensor]] = {}
     original = fused_encoder.FusedLayer.forward
@@ -128,16 +128,16 @@ def main() -> None:
         run = {ids[q][0]: {d: float(s) for d, s in zip(ids[q][1], scores[q])} for q in test}
         return evaluate(run, qrels, ["nDCG@10"], query_ids=list(run)).aggregate["nDCG@10"]
 
-    reference = EngineReranker(args.model, backend="torch-fp32", long_docs="first")
+    reference = CrossEncoderReranker(args.model, backend="torch-fp32", long_docs="first")
     fp32 = {q: reference.score(q, docs) for q, docs in test.items()}
     del reference
-    engine = EngineReranker(args.model, backend="torch-bf16", long_docs="first")
+    engine = CrossEncoderReranker(args.model, backend="torch-bf16", long_docs="first")
     layers = list(engine.runner.module.encoder.layers)
     stats = layer_norm_output_maxima(engine)
     fp32_ndcg = ndcg(fp32)
     print(f"{args.collection}: {len(test)} queries x 100 BM25 candidates; fp32 nDCG@10 {fp32_ndcg:.4f}")
 
-    def report(label: str, scorer: EngineReranker) -> None:
+    def report(label: str, scorer: CrossEncoderReranker) -> None:
         with torch.inference_mode():
             scores = {q: scorer.score(q, docs) for q, docs in test.items()}
         agreement = [len(set(np.argsort(-fp32[q])[:10]) & set(np.argsort(-scores[q])[:10])) for q in test]
@@ -162,7 +162,7 @@ def main() -> None:
     for layer in layers:
         layer.__dict__.pop("forward", None)
     if "torch-int8" in variants:
-        report("torch-int8 (AMX int8 kernels)", EngineReranker(args.model, backend="torch-int8", long_docs="first"))
+        report("torch-int8 (AMX int8 kernels)", CrossEncoderReranker(args.model, backend="torch-int8", long_docs="first"))
 
 
 if __name__ == "__main__":

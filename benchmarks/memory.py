@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rerankit.engine.reranker import trained_max_length
+from rerankit.rerankers.cross_encoder import trained_max_length
 from rerankit.rerankers.registry import default_model_path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-dl19-passage"
@@ -45,8 +45,8 @@ if variant == "st":
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model_.predict([(queries[qid], d) for d in docs], show_progress_bar=False)
 else:
-    from rerankit.engine import EngineReranker
-    engine = EngineReranker(model, backend=variant, max_length=max_length, long_docs="first")
+    from rerankit.rerankers.cross_encoder import CrossEncoderReranker
+    engine = CrossEncoderReranker(model, backend=variant, max_length=max_length, long_docs="first")
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     engine.rerank(queries[qid], docs)
     variant = engine.backend if variant != "auto" else "auto (" + engine.backend + ")"

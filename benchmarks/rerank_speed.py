@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from rerankit.datasets import read_corpus_jsonl, read_qrels, read_queries_jsonl
-from rerankit.engine import EngineReranker
+from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 from rerankit.engine.bench import load_sentence_transformers
 from rerankit.engine.hardware import describe, engine_threads
-from rerankit.engine.reranker import trained_max_length
+from rerankit.rerankers.cross_encoder import trained_max_length
 from rerankit.evaluation import evaluate, load_run, rerank_query, select_queries, trec_order
 from rerankit.rerankers.base import Reranker
 from rerankit.rerankers.registry import default_model_path
@@ -71,7 +71,7 @@ def gemm_peak_flops(dtype: str, size: int = 2048, seconds: float = 2.0, rerankit
     return 2 * size**3 * count / (time.perf_counter() - start)
 
 
-def model_flops(engine: EngineReranker, query: str, texts: Sequence[str]) -> float:
+def model_flops(engine: CrossEncoderReranker, query: str, texts: Sequence[str]) -> float:
     """2 * non-embedding params * tokens + attention (4 * L^2 * hidden per layer), unpadded tokens."""
     from transformers import AutoConfig
 
@@ -107,7 +107,7 @@ def main() -> None:
     reference = load_sentence_transformers(args.model, max_length)
     st_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    engine = EngineReranker(args.model, backend=args.backend, max_length=max_length, long_docs=args.long_docs)
+    engine = CrossEncoderReranker(args.model, backend=args.backend, max_length=max_length, long_docs=args.long_docs)
     engine_load = time.perf_counter() - t0
     print(f"model {args.model}; engine backend {engine.backend} (auto: {engine.auto_report}); cpu {describe()}")
     print(f"max_length {max_length} for both; long_docs={args.long_docs}")

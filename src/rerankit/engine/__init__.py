@@ -1,14 +1,30 @@
-"""Fast local reranking: ONNX Runtime / bf16 backends, token-budget batching, long-document windows.
+"""Fast local scoring: runners on torch (CPU and CUDA), ONNX Runtime and OpenVINO, token-budget batching,
+long-document windows, and ``auto``, the per-machine choice of backend.
 
-``EngineReranker(folder, backend="auto")`` runs a Hugging Face cross-encoder or a Qwen3-style
-yes/no decoder reranker behind the ``Reranker`` façade. One module per job: ``hardware`` (CPU
-flags, threads), ``cache`` (export cache, atomic writes), ``modules`` (the torch scoring module),
-``inputs`` (tokenization, prompt layout, windows), ``batching`` (token-budget packing),
-``torch_backend`` / ``onnx_backend`` (runners), ``auto`` (backend choice), ``reranker`` (the façade),
-``embedder`` / ``onnx_embedder`` (bi-encoder embeddings).
+One module per job: ``hardware`` (CPU flags, threads), ``cache`` (export cache, atomic writes),
+``modules`` (the torch scoring module), ``inputs`` (tokenization, prompt layout, windows),
+``batching`` (token-budget packing), ``backend`` (the runner interface, ``BACKENDS``, ``make_runner``),
+``torch_backend`` / ``onnx_backend`` / ``openvino_backend`` (runners), ``auto`` (backend choice),
+``embedder`` / ``onnx_embedder`` (bi-encoder embeddings), ``native`` (the optional AMX kernels of
+``rerankit-amx``). The reranker built on them is ``rerankit.rerankers.cross_encoder.CrossEncoderReranker``.
+
+Submodules are imported on first use, so ``import rerankit.engine.cache`` loads nothing else.
 """
 
-from .backend import BACKENDS, available_backends
-from .reranker import EngineReranker, make_runner
+from __future__ import annotations
 
-__all__ = ["BACKENDS", "EngineReranker", "available_backends", "make_runner"]
+from typing import Any
+
+__all__ = ["BACKENDS", "CrossEncoderReranker", "available_backends", "make_runner"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("BACKENDS", "available_backends", "make_runner"):
+        from . import backend
+
+        return getattr(backend, name)
+    if name == "CrossEncoderReranker":  # the former engine class: now the one cross-encoder class
+        from ..rerankers.cross_encoder import CrossEncoderReranker
+
+        return CrossEncoderReranker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

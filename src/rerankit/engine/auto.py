@@ -2,14 +2,15 @@
 
 Rule:
 
-1. Candidates by CPU (``candidate_order``): with bf16 units (AMX or AVX512-BF16): ``torch-bf16``,
+1. Candidates by machine (``candidate_order``): with a CUDA device ``cuda-fp16``, ``cuda-bf16``
+   (compared with ``cuda-fp32``); else by CPU: with bf16 units (AMX or AVX512-BF16): ``torch-bf16``,
    ``openvino-bf16``, ``openvino-int8``, ``openvino-fp32``; else with VNNI: ``openvino-int8``,
    ``onnx-int8``, ``openvino-fp32``, ``onnx-fp32``; else ``openvino-int8``, ``openvino-fp32``,
    ``onnx-fp32``. Candidates whose runtime is not installed are left out (``backend_available``).
 2. Each candidate scores ``CALIBRATION`` (2 queries x 12 passages); it keeps the ranking if, for
    every query, its top-10 shares at least 9 documents with ``torch-fp32``'s and its top-1 is the
    same. Each one that keeps it is timed on a probe of longer pairs (``probe_pairs``, the best of two runs).
-3. The fastest that keeps the ranking wins; none: ``torch-fp32``.
+3. The fastest that keeps the ranking wins; none: the fp32 reference.
 
 The verdict is stored as JSON in ``<cache>/auto/`` under a key made of the model's fingerprint
 (config and weights), its input settings, the CPU's flags, the thread count and the versions of
@@ -44,8 +45,8 @@ RUNTIMES = ("torch", "onnxruntime", "openvino", "nncf", "transformers")
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..rerankers.cross_encoder import CrossEncoderReranker
     from .backend import Runner
-    from .reranker import EngineReranker
 
 CALIBRATION: list[tuple[str, list[str]]] = [
     ("how do vaccines train the immune system", [
@@ -80,9 +81,16 @@ CALIBRATION: list[tuple[str, list[str]]] = [
 ]
 
 
+def reference_backend() -> str:
+    """The backend every candidate is compared with: fp32 on the GPU where there is one, else on the CPU."""
+    return "cuda-fp32" if backend_available("cuda-fp32") else "torch-fp32"
+
+
 def candidate_order() -> list[str]:
-    """Backends to try for this CPU and installation (step 1 of the rule)."""
-    if has_amx() or has_avx512_bf16():
+    """Backends to try for this machine and installation (step 1 of the rule)."""
+    if backend_available("cuda-fp32"):
+        order = ["cuda-fp16", "cuda-bf16"]
+    elif has_amx() or has_avx512_bf16():
         order = ["torch-bf16", "openvino-bf16", "openvino-int8", "openvino-fp32"]
     elif has_vnni():
         order = ["openvino-int8", "onnx-int8", "openvino-fp32", "onnx-fp32"]
@@ -100,7 +108,7 @@ def probe_pairs() -> tuple[list[str], list[list[str]]]:
     return queries, lists
 
 
-def _scores(reranker: EngineReranker, runner: Runner, pairs=None) -> list[np.ndarray]:
+def _scores(reranker: CrossEncoderReranker, runner: Runner, pairs=None) -> list[np.ndarray]:
     saved = getattr(reranker, "runner", None)
     reranker.runner = runner
     try:
@@ -110,7 +118,7 @@ def _scores(reranker: EngineReranker, runner: Runner, pairs=None) -> list[np.nda
         reranker.runner = saved
 
 
-def _probe_ms(reranker: EngineReranker, runner: Runner) -> float:
+def _probe_ms(reranker: CrossEncoderReranker, runner: Runner) -> float:
     pairs = probe_pairs()
     best = float("inf")
     for _ in range(2):
@@ -140,7 +148,7 @@ def _versions() -> str:
     return ",".join(found)
 
 
-def verdict_path(reranker: EngineReranker) -> Path:
+def verdict_path(reranker: CrossEncoderReranker) -> Path:
     """Where the verdict for this model, its settings, this CPU and these runtimes is kept."""
     builder = reranker.builder
     extra = "|".join([
@@ -153,7 +161,7 @@ def verdict_path(reranker: EngineReranker) -> Path:
     return cache_root() / "auto" / f"{reranker.info.folder.name}-{key}.json"
 
 
-def _cached_choice(reranker: EngineReranker, path: Path) -> tuple[str, Runner, dict] | None:
+def _cached_choice(reranker: CrossEncoderReranker, path: Path) -> tuple[str, Runner, dict] | None:
     try:
         report = json.loads(path.read_text())
         name = report["chosen"]
@@ -176,7 +184,7 @@ def _store(path: Path, report: dict) -> None:
         log.info("cannot store the auto verdict in %s (%s)", path, exc)
 
 
-def choose_backend(reranker: EngineReranker) -> tuple[str, Runner, dict]:
+def choose_backend(reranker: CrossEncoderReranker) -> tuple[str, Runner, dict]:
     """The backend name, its runner and a report of what was tried (see the module docstring)."""
     forced = os.environ.get("RERANKIT_BACKEND", "").strip()
     if forced in BACKENDS:
@@ -185,7 +193,8 @@ def choose_backend(reranker: EngineReranker) -> tuple[str, Runner, dict]:
     cached = _cached_choice(reranker, path)
     if cached is not None:
         return cached
-    reference_runner = reranker.runner_for("torch-fp32")
+    reference_name = reference_backend()
+    reference_runner = reranker.runner_for(reference_name)
     reference = _scores(reranker, reference_runner)
     tried: dict[str, bool | str] = {}
     timings: dict[str, float] = {}
@@ -203,7 +212,7 @@ def choose_backend(reranker: EngineReranker) -> tuple[str, Runner, dict]:
         timings[name] = round(_probe_ms(reranker, runner), 2)
         if best is None or timings[name] < timings[best[0]]:
             best = (name, runner)
-    name, runner = best if best is not None else ("torch-fp32", reference_runner)
+    name, runner = best if best is not None else (reference_name, reference_runner)
     report = {"tried": tried, "probe_ms": timings, "chosen": name}
     _store(path, report)
     return name, runner, {**report, "cached": False}

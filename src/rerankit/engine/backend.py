@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from ..errors import InvalidInputError
+from .modules import ModelInfo
+
 BACKENDS = ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8",
-            "openvino-fp32", "openvino-bf16", "openvino-int8")
+            "openvino-fp32", "openvino-bf16", "openvino-int8", "cuda-fp32", "cuda-fp16", "cuda-bf16")
 
 
 class Runner(Protocol):
@@ -27,10 +31,17 @@ def onnx_available() -> bool:
     return True
 
 
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def backend_available(name: str) -> bool:
     """Whether ``name`` can run in this environment: ONNX backends need ``onnx`` and ``onnxruntime``,
     OpenVINO ones ``openvino`` (``openvino-bf16`` a CPU that OpenVINO runs bf16 on, ``openvino-int8``
-    ``nncf``), ``torch-int8`` a CPU with AMX-INT8."""
+    ``nncf``), ``torch-int8`` a CPU with AMX-INT8 and ``rerankit-amx``, ``cuda-*`` a CUDA device."""
     if name.startswith("onnx"):
         return onnx_available()
     if name.startswith("openvino"):
@@ -39,6 +50,8 @@ def backend_available(name: str) -> bool:
         if not openvino_available():
             return False
         return {"openvino-bf16": runs_bf16, "openvino-int8": nncf_available}.get(name, lambda: True)()
+    if name.startswith("cuda"):
+        return cuda_available()
     if name == "torch-int8":
         from .native import native_enabled
 
@@ -49,3 +62,25 @@ def backend_available(name: str) -> bool:
 def available_backends() -> list[str]:
     """Backends usable in this environment (see ``backend_available``)."""
     return [b for b in BACKENDS if backend_available(b)]
+
+
+def make_runner(info: ModelInfo, backend: str, num_threads: int | None = None, cache_dir: Path | None = None,
+                calibration: list[dict[str, np.ndarray]] | None = None, device: str | None = None) -> Runner:
+    """A runner for one of ``BACKENDS`` (``calibration``: batches that ``torch-int8`` balances its
+    channels on and ``openvino-int8`` calibrates its activations on; ``device``: which CUDA device
+    the ``cuda-*`` backends use, default ``cuda``)."""
+    family, _, precision = backend.partition("-")
+    if backend not in BACKENDS:
+        raise InvalidInputError(f"unknown backend {backend!r}; use 'auto' or one of {', '.join(BACKENDS)}")
+    if family in ("torch", "cuda"):
+        from .torch_backend import TorchRunner
+
+        where = (device if device and device.startswith("cuda") else "cuda") if family == "cuda" else "cpu"
+        return TorchRunner(info, precision, num_threads, calibration=calibration, device=where)
+    if family == "onnx":
+        from .onnx_backend import OnnxRunner
+
+        return OnnxRunner(info, precision, num_threads, cache_dir)
+    from .openvino_backend import OpenVinoRunner
+
+    return OpenVinoRunner(info, precision, num_threads, cache_dir, calibration)

@@ -69,12 +69,12 @@ def _time(fn: Callable[[], object], repeats: int) -> float:
 
 def bench_engine(model: str, backend: str, query: str, passages: Sequence[str], sizes: Sequence[int],
                  repeats: int, **engine_kwargs) -> BenchRow:
-    """Load ``EngineReranker(model, backend=...)`` and time ``score`` for each size."""
-    from .reranker import EngineReranker
+    """Load ``CrossEncoderReranker(model, backend=...)`` and time ``score`` for each size."""
+    from ..rerankers.cross_encoder import CrossEncoderReranker
 
     start = time.perf_counter()
     try:
-        engine = EngineReranker(model, backend=backend, **engine_kwargs)
+        engine = CrossEncoderReranker(model, backend=backend, **engine_kwargs)
     except Exception as exc:  # a backend that cannot run this model is reported, not fatal
         return BenchRow(backend, 0.0, error=f"{type(exc).__name__}: {exc}")
     row = BenchRow(engine.backend if backend != "auto" else f"auto ({engine.backend})", time.perf_counter() - start)
@@ -89,7 +89,7 @@ def load_sentence_transformers(model: str, max_length: int | None = None):
     import torch
     from sentence_transformers import CrossEncoder
 
-    from ..encoders import quiet_hf_logging
+    from ..loading import quiet_hf_logging
 
     quiet_hf_logging()
     return CrossEncoder(model, device="cpu", max_length=max_length, model_kwargs={"dtype": torch.float32})

@@ -132,7 +132,7 @@ def _yes_no_module(folder: Path, yes_id: int, no_id: int, attn: str):
 
 def build_module(info: ModelInfo, attn: str = "sdpa"):
     """The fp32 torch scoring module (``attn="eager"`` for ONNX export)."""
-    from ..encoders import quiet_hf_logging
+    from ..loading import quiet_hf_logging
 
     quiet_hf_logging()
     if info.kind == "encoder":

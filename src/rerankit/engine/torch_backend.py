@@ -1,5 +1,7 @@
 """torch backends: ``torch-fp32`` (the reference), ``torch-bf16`` (weights cast to bfloat16) and
-``torch-int8`` (the fused bf16 layers with int8 matmuls, see ``int8_layers``).
+``torch-int8`` (the fused bf16 layers with int8 matmuls, see ``int8_layers``) on the CPU, and
+``cuda-fp32`` / ``cuda-fp16`` / ``cuda-bf16`` on a CUDA device: the Hugging Face module with PyTorch's
+scaled-dot-product attention, fed the engine's length-sorted token-budget batches.
 
 For BERT-family encoders, ``torch-bf16`` runs the fused layers of ``fused_encoder`` (one QKV
 matmul; GELU, residual adds and layer norms fused into the matmuls, which run on rerankit's AMX
@@ -21,20 +23,36 @@ from .modules import ModelInfo, build_module
 class TorchRunner:
     """A torch scoring module in fp32 or bf16, run under ``inference_mode``."""
 
+    # on a GPU, batches of up to 16k tokens and 256 sequences keep it busy
+    token_budget_cuda, max_batch_cuda = 16384, 256
+
     def __init__(self, info: ModelInfo, dtype: str = "fp32", num_threads: int | None = None, module=None,
-                 calibration: list[dict[str, np.ndarray]] | None = None) -> None:
+                 calibration: list[dict[str, np.ndarray]] | None = None, device: str = "cpu") -> None:
         import torch
 
-        torch.set_num_threads(num_threads or engine_threads())
-        self.name = f"torch-{dtype}"
+        from ..errors import BackendUnavailableError
+
+        self.device = torch.device(device)
+        cuda = self.device.type == "cuda"
+        if cuda and not torch.cuda.is_available():
+            raise BackendUnavailableError("the cuda backends need a CUDA device and a CUDA build of torch")
+        if cuda and dtype == "int8":
+            raise BackendUnavailableError("int8 runs on the CPU only (torch-int8)")
+        if not cuda:
+            torch.set_num_threads(num_threads or engine_threads())
+        else:
+            self.token_budget, self.max_batch = self.token_budget_cuda, self.max_batch_cuda
+        self.name = f"{'cuda' if cuda else 'torch'}-{dtype}"
         self.module = module if module is not None else build_module(info, attn="sdpa")
-        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}[dtype]
+        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+                      "int8": torch.bfloat16}[dtype]
+        self.module = self.module.to(self.device)
         if self.dtype is not torch.float32:
             self.module = self.module.to(self.dtype)
             head = getattr(self.module, "head", None)  # a yes-no model's two LM-head rows: float32 logits
             if head is not None:
                 head.float()
-            if info.kind == "encoder":
+            if info.kind == "encoder" and not cuda:
                 from .fused_encoder import fused_encoder_for
 
                 self.module = fused_encoder_for(self.module) or self.module
@@ -59,5 +77,5 @@ class TorchRunner:
         import torch
 
         with torch.inference_mode():
-            out = self.module(**{k: torch.from_numpy(v) for k, v in batch.items()})
-        return out.float().numpy()
+            out = self.module(**{k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in batch.items()})
+        return out.float().cpu().numpy()

@@ -43,6 +43,9 @@ class Reranker(ABC):
 
     score_kind: ClassVar[ScoreKind] = "logit"
     name: str = "reranker"
+    #: whether ``score_many`` shares model calls across queries (a service batches concurrent requests
+    #: through it); the default ``score_many`` only loops over ``score``
+    batches_queries: ClassVar[bool] = False
 
     @abstractmethod
     def _score(self, query: str, documents: Sequence[Document]) -> np.ndarray:
@@ -58,6 +61,14 @@ class Reranker(ABC):
         if scores.shape != (len(docs),):
             raise RuntimeError(f"{type(self).__name__} returned {scores.shape} scores for {len(docs)} documents")
         return scores
+
+    def score_many(self, queries: Sequence[str], candidate_lists: Sequence[Sequence[DocumentInput]]) -> list[np.ndarray]:
+        """``score`` for several queries: one array per query, each equal to ``score``'s."""
+        from ..errors import InvalidInputError
+
+        if len(queries) != len(candidate_lists):
+            raise InvalidInputError(f"{len(queries)} queries but {len(candidate_lists)} candidate lists")
+        return [self.score(q, docs) for q, docs in zip(queries, candidate_lists)]
 
     def rerank(
         self, query: str, documents: Sequence[DocumentInput], top_k: int | None = None

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..encoders import DEFAULT_BI_ENCODER, embed, load_bi_encoder
-from ..errors import ModelNotFoundError
+from ..errors import InvalidInputError, ModelNotFoundError
 from ..lexical import LexicalScorer
-from ..types import Document
+from ..types import Document, normalize_documents, normalize_query
 from .base import Reranker
 from .cross_encoder import CrossEncoderReranker
 
@@ -67,6 +67,7 @@ class FusedReranker(Reranker):
     """Cross-encoder logit and bi-encoder cosine, combined by ``FusionWeights``."""
 
     score_kind = "probability"
+    batches_queries = True
 
     def __init__(self, folder: str | Path, *, name: str | None = None, **cross_encoder_kwargs) -> None:
         self.weights = FusionWeights.read(folder)
@@ -100,8 +101,6 @@ class FusedReranker(Reranker):
 
     def score_many(self, queries: Sequence[str], candidate_lists: Sequence[Sequence]) -> list[np.ndarray]:
         """``score`` for several queries at once: cross-encoder pairs share batches, texts are embedded together."""
-        from ..errors import InvalidInputError
-        from ..types import normalize_documents, normalize_query
 
         if len(queries) != len(candidate_lists):
             raise InvalidInputError(f"{len(queries)} queries but {len(candidate_lists)} candidate lists")

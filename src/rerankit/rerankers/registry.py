@@ -58,15 +58,17 @@ def _load_bi_encoder(arg: str = "", **kwargs) -> Reranker:
 
 
 def _load_engine(arg: str, **kwargs) -> Reranker:
-    """``engine:FOLDER`` (or ``engine:default``): the model on a fast engine backend (``backend="auto"`` unless given)."""
+    """``engine:FOLDER`` (or ``engine:default``): the model with ``backend="auto"`` unless given and, for a
+    plain cross-encoder folder, long documents scored by their best window (``long_docs="max"``)."""
     kwargs.setdefault("backend", "auto")
     if not arg or arg == "default":
         return _load_default("", **kwargs)
     if (Path(arg).expanduser() / "rerankit.json").is_file():
         return _load_folder(arg, **kwargs)
-    from ..engine import EngineReranker
+    from .cross_encoder import CrossEncoderReranker
 
-    return EngineReranker(arg, **kwargs)
+    kwargs.setdefault("long_docs", "max")
+    return CrossEncoderReranker(arg, **kwargs)
 
 
 def _load_cross_encoder(arg: str, **kwargs) -> Reranker:

@@ -185,7 +185,7 @@ def build_index(
     ``dense`` adds embeddings from ``embedder`` (default: local ``embed_model``); ``source`` is recorded
     in the manifest; ``progress(done, total)`` is called while embedding.
     """
-    from .. import __version__
+    from ..version import __version__
 
     docs = _prepare(passages)
     root = Path(out_dir).expanduser()

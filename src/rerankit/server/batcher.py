@@ -35,19 +35,9 @@ class Overloaded(Exception):
 
 
 def many_scorer(reranker: Reranker) -> ScoreMany | None:
-    """The reranker's multi-query scorer, where it shares model calls across queries (scores equal ``score``'s).
-
-    A cross-encoder on the engine (and the fused default built on one) packs the pairs of all
-    queries into shared batches; the plain torch loop would only loop, so it is scored per request.
-    """
-    from ..rerankers.cross_encoder import CrossEncoderReranker
-    from ..rerankers.fused import FusedReranker
-
-    inner = reranker.cross_encoder if isinstance(reranker, FusedReranker) else reranker
-    if isinstance(inner, CrossEncoderReranker) and inner.engine is None:
-        return None
-    method = getattr(reranker, "score_many", None)
-    return method if callable(method) else None
+    """The reranker's multi-query scorer where it shares model calls across queries (``batches_queries``:
+    local cross-encoders and the fused default built on one); else None, and each request is scored alone."""
+    return reranker.score_many if getattr(reranker, "batches_queries", False) else None
 
 
 @dataclass
