@@ -67,7 +67,7 @@ def available_backends() -> list[str]:
 def make_runner(info: ModelInfo, backend: str, num_threads: int | None = None, cache_dir: Path | None = None,
                 calibration: list[dict[str, np.ndarray]] | None = None, device: str | None = None) -> Runner:
     """A runner for one of ``BACKENDS`` (``calibration``: batches that ``torch-int8`` balances its
-    channels on and ``openvino-int8`` calibrates its activations on; ``device``: which CUDA device
+    channels on; ``device``: which CUDA device
     the ``cuda-*`` backends use, default ``cuda``)."""
     family, _, precision = backend.partition("-")
     if backend not in BACKENDS:
@@ -83,4 +83,4 @@ def make_runner(info: ModelInfo, backend: str, num_threads: int | None = None, c
         return OnnxRunner(info, precision, num_threads, cache_dir)
     from .openvino_backend import OpenVinoRunner
 
-    return OpenVinoRunner(info, precision, num_threads, cache_dir, calibration)
+    return OpenVinoRunner(info, precision, num_threads, cache_dir)

@@ -162,7 +162,7 @@ class CrossEncoderReranker(Reranker):
 
     def runner_for(self, backend: str) -> Runner:
         """A runner for ``backend`` with this reranker's threads, cache, device and (int8) calibration."""
-        calibration = self.calibration_batches() if backend in ("torch-int8", "openvino-int8") else None
+        calibration = self.calibration_batches() if backend == "torch-int8" else None
         return make_runner(self.info, backend, self.num_threads, self.cache_dir, calibration, self.device)
 
     def calibration_batches(self) -> list[dict[str, np.ndarray]]:
