@@ -26,23 +26,11 @@ from rerankit.engine.bench import load_sentence_transformers
 from rerankit.engine.hardware import describe, engine_threads
 from rerankit.rerankers.cross_encoder import trained_max_length
 from rerankit.evaluation import evaluate, load_run, rerank_query, select_queries, trec_order
-from rerankit.rerankers.base import Reranker
 from rerankit.rerankers.registry import default_model_path
-from rerankit.types import Document
+
+from backends import Precomputed  # noqa: E402  (this folder is on sys.path when the script runs)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-dl19-passage"
-
-
-class Precomputed(Reranker):
-    """Returns scores computed earlier (so the evaluation helpers build the reranked run)."""
-
-    score_kind = "logit"
-
-    def __init__(self, scores: dict[str, np.ndarray]) -> None:
-        self.scores = scores
-
-    def _score(self, query: str, documents: Sequence[Document]) -> np.ndarray:
-        return self.scores[query]
 
 
 def gemm_peak_flops(dtype: str, size: int = 2048, seconds: float = 2.0, rerankit_kernel: bool = False) -> float:

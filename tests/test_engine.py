@@ -256,7 +256,10 @@ def test_openvino_bf16_is_refused_where_openvino_runs_no_bf16(model_dir, monkeyp
 
     if not openvino_backend.openvino_available():
         pytest.skip("openvino is not installed")
-    monkeypatch.setattr(openvino_backend, "runs_bf16", lambda: False)
+    from rerankit.engine import backend
+
+    monkeypatch.setattr(openvino_backend, "openvino_runs_bf16", lambda: False)
+    monkeypatch.setattr(backend, "openvino_runs_bf16", lambda: False)
     with pytest.raises(BackendUnavailableError):
         CrossEncoderReranker(model_dir, backend="openvino-bf16")
     assert "openvino-bf16" not in available_backends()

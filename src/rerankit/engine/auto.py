@@ -11,12 +11,14 @@ Rule:
    an AVX2 one, and ``auto``'s small check set does not catch that.
 2. Each candidate scores ``CALIBRATION`` (2 queries x 12 passages); it keeps the ranking if, for
    every query, its top-10 shares at least 9 documents with ``torch-fp32``'s and its top-1 is the
-   same. Each one that keeps it is timed on a probe of longer pairs (``probe_pairs``, the best of two runs).
+   same. Each one that keeps it is timed on a probe of passages of web-passage lengths
+   (``probe_pairs``, the best of two runs); backends within a few percent of each other may swap
+   places from one machine state to the next.
 3. The fastest that keeps the ranking wins; none: the fp32 reference.
 
 The verdict is stored as JSON in ``<cache>/auto/`` under a key made of the model's fingerprint
-(config and weights), its input settings, the CPU's flags, the thread count and the versions of
-torch, ONNX Runtime, OpenVINO and NNCF, so a second load in a new process skips steps 2-3 and
+(config and weights), its input settings, the CPU's flags, the thread count, whether the AMX
+kernels are in use and the versions of torch, ONNX Runtime, OpenVINO and NNCF, so a second load in a new process skips steps 2-3 and
 builds only the chosen runner (its export is cached too). ``RERANKIT_BACKEND`` (one of
 ``BACKENDS``) overrides the rule.
 
@@ -100,11 +102,12 @@ def candidate_order() -> list[str]:
 
 
 def probe_pairs() -> tuple[list[str], list[list[str]]]:
-    """Timing probe: each calibration query against its passages run together (about 250 tokens each)."""
+    """Timing probe: each calibration query against passages of one to four of its sentences (about
+    25 to 100 tokens, as web passages run), 48 pairs in all."""
     queries, lists = [], []
     for query, docs in CALIBRATION:
         queries.append(query)
-        lists.append([" ".join(docs[i:] + docs[:i]) for i in range(len(docs))])
+        lists.append([" ".join((docs * 2)[i : i + 1 + i % 4]) for i in range(len(docs))] * 2)
     return queries, lists
 
 
@@ -150,8 +153,11 @@ def _versions() -> str:
 
 def verdict_path(reranker: CrossEncoderReranker) -> Path:
     """Where the verdict for this model, its settings, this CPU and these runtimes is kept."""
+    from .native import kernels_installed, native_enabled
+
     builder = reranker.builder
     extra = "|".join([
+        f"amx-kernels={native_enabled() and kernels_installed()}",
         f"v{VERDICT_VERSION}", reranker.info.kind, str(reranker.info.yes_no_ids), str(reranker.max_length),
         builder.long_docs, str(reranker.activation), str(reranker.num_threads or engine_threads()), platform.machine(),
         " ".join(sorted(cpu_flags())), _versions(), ",".join(candidate_order()),

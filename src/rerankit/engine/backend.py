@@ -9,6 +9,10 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from .modules import ModelInfo
+from .runtimes import cuda_available, nncf_available, onnx_available, openvino_available, openvino_runs_bf16
+
+__all__ = ["BACKENDS", "Runner", "available_backends", "backend_available", "cuda_available", "make_runner",
+           "onnx_available"]
 
 BACKENDS = ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8",
             "openvino-fp32", "openvino-bf16", "openvino-int8", "cuda-fp32", "cuda-fp16", "cuda-bf16")
@@ -22,22 +26,6 @@ class Runner(Protocol):
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
-def onnx_available() -> bool:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def cuda_available() -> bool:
-    """Whether torch sees a CUDA device."""
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def backend_available(name: str) -> bool:
     """Whether ``name`` can run in this environment: ONNX backends need ``onnx`` and ``onnxruntime``,
     OpenVINO ones ``openvino`` (``openvino-bf16`` a CPU that OpenVINO runs bf16 on, ``openvino-int8``
@@ -45,11 +33,9 @@ def backend_available(name: str) -> bool:
     if name.startswith("onnx"):
         return onnx_available()
     if name.startswith("openvino"):
-        from .openvino_backend import nncf_available, openvino_available, runs_bf16
-
         if not openvino_available():
             return False
-        return {"openvino-bf16": runs_bf16, "openvino-int8": nncf_available}.get(name, lambda: True)()
+        return {"openvino-bf16": openvino_runs_bf16, "openvino-int8": nncf_available}.get(name, lambda: True)()
     if name.startswith("cuda"):
         return cuda_available()
     if name == "torch-int8":

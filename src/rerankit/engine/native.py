@@ -35,11 +35,9 @@ def native_enabled(needs_int8: bool = False) -> bool:
 
 def kernels_installed() -> bool:
     """Whether the ``rerankit-amx`` package (the compiled kernels) is installed."""
-    try:
-        import rerankit_amx  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    from .runtimes import installed
+
+    return installed("rerankit_amx")
 
 
 def load_kernel_library(name: str, needs_int8: bool = False) -> ctypes.CDLL | None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ from ..errors import BackendUnavailableError
 from .cache import cache_root, model_fingerprint, remove_stale_temporaries
 from .hardware import engine_threads
 from .modules import ModelInfo, build_module
+from .runtimes import nncf_available, openvino_available, openvino_core, openvino_runs_bf16
 
 CONVERT_VERSION = "1"
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -45,48 +45,6 @@ TOKEN_BUDGET = 2048
 MAX_BATCH = 16
 DYNAMIC_GROUP = 32
 log = logging.getLogger(__name__)
-
-
-def openvino_available() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def nncf_available() -> bool:
-    try:
-        import nncf  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@lru_cache(maxsize=1)
-def core():
-    """One ``openvino.Core`` per process, with its compiled-blob cache in rerankit's cache folder."""
-    import openvino as ov
-
-    instance = ov.Core()
-    try:
-        instance.set_property({"CACHE_DIR": str(cache_root() / "openvino" / "compiled")})
-    except Exception:  # pragma: no cover - a read-only cache folder: compile every time
-        pass
-    return instance
-
-
-@lru_cache(maxsize=1)
-def cpu_capabilities() -> frozenset[str]:
-    """The CPU plugin's ``OPTIMIZATION_CAPABILITIES`` (``FP32``, ``INT8``, ``BF16``, ...)."""
-    if not openvino_available():
-        return frozenset()
-    return frozenset(core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-
-
-def runs_bf16() -> bool:
-    """Whether OpenVINO executes bf16 on this CPU (AMX or AVX512-BF16)."""
-    return "BF16" in cpu_capabilities()
 
 
 def input_names(info: ModelInfo) -> list[str]:
@@ -170,7 +128,7 @@ class OpenVinoRunner:
             raise BackendUnavailableError(f"unknown OpenVINO precision {precision!r}")
         if not openvino_available():
             raise BackendUnavailableError("the openvino backends need `pip install openvino`")
-        if precision == "bf16" and not runs_bf16():
+        if precision == "bf16" and not openvino_runs_bf16():
             raise BackendUnavailableError("openvino-bf16 needs a CPU with AMX or AVX512-BF16")
         if precision == "int8" and not nncf_available():
             raise BackendUnavailableError("openvino-int8 needs nncf: pip install 'rerankit[int8]'")
@@ -181,13 +139,13 @@ class OpenVinoRunner:
         if precision == "int8":
             config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = DYNAMIC_GROUP
         try:
-            self.compiled = core().compile_model(str(self.path), "CPU", config)
+            self.compiled = openvino_core().compile_model(str(self.path), "CPU", config)
         except Exception:  # an unreadable cache entry: convert again, once
             import shutil
 
             shutil.rmtree(self.path.parent, ignore_errors=True)
             self.path = ensure_ir(info, precision, cache_dir)
-            self.compiled = core().compile_model(str(self.path), "CPU", config)
+            self.compiled = openvino_core().compile_model(str(self.path), "CPU", config)
         self.request = self.compiled.create_infer_request()
         # inputs by position, in the order they were converted: a model read back from OpenVINO's
         # compiled-blob cache may carry other tensor names

@@ -1,0 +1,60 @@
+"""What is installed and what it can run here: the runtimes' Python packages, a CUDA device, and
+the CPU capabilities OpenVINO reports. The backends and ``auto`` ask here; nothing is imported
+until asked."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib.util import find_spec
+
+
+def installed(*modules: str) -> bool:
+    """Whether every one of ``modules`` can be imported (without importing it)."""
+    return all(find_spec(name) is not None for name in modules)
+
+
+def onnx_available() -> bool:
+    return installed("onnx", "onnxruntime")
+
+
+def openvino_available() -> bool:
+    return installed("openvino")
+
+
+def nncf_available() -> bool:
+    return installed("nncf")
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@lru_cache(maxsize=1)
+def openvino_core():
+    """One ``openvino.Core`` per process, with its compiled-blob cache in rerankit's cache folder."""
+    import openvino as ov
+
+    from .cache import cache_root
+
+    core = ov.Core()
+    try:
+        core.set_property({"CACHE_DIR": str(cache_root() / "openvino" / "compiled")})
+    except Exception:  # pragma: no cover - a read-only cache folder: compile every time
+        pass
+    return core
+
+
+@lru_cache(maxsize=1)
+def openvino_capabilities() -> frozenset[str]:
+    """OpenVINO's CPU ``OPTIMIZATION_CAPABILITIES`` (``FP32``, ``INT8``, ``BF16``, ...); empty without OpenVINO."""
+    if not openvino_available():
+        return frozenset()
+    return frozenset(openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def openvino_runs_bf16() -> bool:
+    """Whether OpenVINO executes bf16 on this CPU (AMX or AVX512-BF16)."""
+    return "BF16" in openvino_capabilities()
