@@ -93,3 +93,19 @@ def test_score_many_keeps_the_long_document_rule(model_dir, long_docs):
     for query, docs, scores in zip(QUERIES, [DOCS, DOCS[::-1]], many):
         np.testing.assert_allclose(scores, reranker.score(query, docs), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(scores, [reranker.score(query, [d])[0] for d in docs], rtol=1e-5, atol=1e-6)
+
+
+def test_device_and_dtype_choose_the_torch_backend():
+    from rerankit.rerankers.cross_encoder import backend_for
+
+    cuda = __import__("torch").cuda.is_available()
+    assert backend_for("auto", None, None) == "auto"
+    assert backend_for("auto", "cpu", None) == "torch-fp32"
+    assert backend_for("torch", "cpu", "bfloat16") == "torch-bf16"
+    assert backend_for("torch", None, None) == ("cuda-fp32" if cuda else "torch-fp32")
+    assert backend_for("auto", "cuda:1", "float16") == "cuda-fp16"
+    assert backend_for("openvino-fp32", None, None) == "openvino-fp32"
+    for bad in (("torch", "cpu", "float16"), ("torch", "tpu", None), ("torch", None, "int4"),
+                ("onnx-fp32", "cpu", None), ("no-such-backend", None, None)):
+        with pytest.raises(InvalidInputError):
+            backend_for(*bad)

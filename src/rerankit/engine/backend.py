@@ -39,9 +39,9 @@ def backend_available(name: str) -> bool:
     if name.startswith("cuda"):
         return cuda_available()
     if name == "torch-int8":
-        from .native import native_enabled
+        from .native import kernels_installed, native_enabled
 
-        return native_enabled(needs_int8=True)
+        return native_enabled(needs_int8=True) and kernels_installed()
     return name in BACKENDS
 
 
@@ -53,8 +53,7 @@ def available_backends() -> list[str]:
 def make_runner(info: ModelInfo, backend: str, num_threads: int | None = None, cache_dir: Path | None = None,
                 calibration: list[dict[str, np.ndarray]] | None = None, device: str | None = None) -> Runner:
     """A runner for one of ``BACKENDS`` (``calibration``: batches that ``torch-int8`` balances its
-    channels on; ``device``: which CUDA device
-    the ``cuda-*`` backends use, default ``cuda``)."""
+    channels on; ``device``: which CUDA device the ``cuda-*`` backends use, default ``cuda``)."""
     family, _, precision = backend.partition("-")
     if backend not in BACKENDS:
         raise InvalidInputError(f"unknown backend {backend!r}; use 'auto' or one of {', '.join(BACKENDS)}")

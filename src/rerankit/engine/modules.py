@@ -48,6 +48,12 @@ class ModelInfo:
     yes_no_ids: tuple[int, int] | None = None  # (yes, no) token ids of a yes-no model
 
 
+def input_names(info: ModelInfo) -> list[str]:
+    """The scoring module's inputs, in order: ``input_ids``, ``attention_mask`` (and ``token_type_ids``)."""
+    names = ["input_ids", "attention_mask"]
+    return names + ["token_type_ids"] if info.uses_token_types else names
+
+
 def read_info(folder: str | Path, kind: ModelKind | Literal["auto"] = "auto",
               yes_no_ids: tuple[int, int] | None = None) -> ModelInfo:
     """``ModelInfo`` of a model folder without loading its weights."""

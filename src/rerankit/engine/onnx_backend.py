@@ -24,17 +24,12 @@ import numpy as np
 
 from .cache import cache_root, model_fingerprint, remove_stale_temporaries, write_atomically
 from .hardware import engine_threads, has_vnni
-from .modules import ModelInfo, build_module
+from .modules import ModelInfo, build_module, input_names
 
 EXPORT_VERSION = "2"
 FUSABLE_ENCODERS = ("bert", "roberta", "xlm-roberta", "electra", "camembert")
 OPSET = 17
 log = logging.getLogger(__name__)
-
-
-def input_names(info: ModelInfo) -> list[str]:
-    names = ["input_ids", "attention_mask"]
-    return names + ["token_type_ids"] if info.uses_token_types else names
 
 
 def export_path(info: ModelInfo, precision: str, cache_dir: Path | None = None) -> Path:

@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import BackendUnavailableError
 from .cache import cache_root, model_fingerprint, remove_stale_temporaries
 from .hardware import engine_threads
-from .modules import ModelInfo, build_module
+from .modules import ModelInfo, build_module, input_names
 from .runtimes import nncf_available, openvino_available, openvino_core, openvino_runs_bf16
 
 CONVERT_VERSION = "1"
@@ -45,11 +45,6 @@ TOKEN_BUDGET = 2048
 MAX_BATCH = 16
 DYNAMIC_GROUP = 32
 log = logging.getLogger(__name__)
-
-
-def input_names(info: ModelInfo) -> list[str]:
-    names = ["input_ids", "attention_mask"]
-    return names + ["token_type_ids"] if info.uses_token_types else names
 
 
 def ir_folder(info: ModelInfo, precision: str, cache_dir: Path | None = None) -> Path:
