@@ -160,7 +160,7 @@ def verdict_path(reranker: CrossEncoderReranker) -> Path:
         f"amx-kernels={native_enabled() and kernels_installed()}",
         f"v{VERDICT_VERSION}", reranker.info.kind, str(reranker.info.yes_no_ids), str(reranker.max_length),
         builder.long_docs, str(reranker.activation), str(reranker.num_threads or engine_threads()), platform.machine(),
-        " ".join(sorted(cpu_flags())), _versions(), ",".join(candidate_order()),
+        " ".join(sorted(cpu_flags())), _versions(),  # the candidates follow from these (no runtime imported)
         str(reranker.requested_batching),
     ])
     key = model_fingerprint(reranker.info.folder, extra)
