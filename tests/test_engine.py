@@ -296,3 +296,39 @@ def test_a_killed_openvino_conversion_leaves_nothing_to_load(model_dir, tmp_path
     engine = CrossEncoderReranker(model_dir, backend="openvino-fp32", cache_dir=tmp_path)
     assert engine.score(QUERIES[0], DOCS).shape == (len(DOCS),)
 
+
+
+def test_auto_skips_a_candidate_that_fails_when_it_runs(model_dir, monkeypatch, tmp_path):
+    from rerankit.engine import auto
+    from rerankit.rerankers import cross_encoder
+
+    monkeypatch.delenv("RERANKIT_BACKEND", raising=False)
+    monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(auto, "candidate_order", lambda: ["onnx-fp32", "torch-fp32"])
+    real = cross_encoder.make_runner
+
+    class Broken:
+        name = "onnx-fp32"
+
+        def __call__(self, batch):
+            raise RuntimeError("could not create a primitive descriptor")  # as a kernel missing on this CPU
+
+    monkeypatch.setattr(cross_encoder, "make_runner",
+                        lambda info, backend, *a, **k: Broken() if backend == "onnx-fp32" else real(info, backend, *a, **k))
+    engine = CrossEncoderReranker(model_dir, backend="auto")
+    assert engine.backend == "torch-fp32" and engine.auto_report["tried"]["onnx-fp32"].startswith("failed: RuntimeError")
+
+
+def test_an_openvino_runner_that_cannot_run_here_is_an_unavailable_backend(model_dir, monkeypatch):
+    from rerankit.engine import openvino_backend
+    from rerankit.errors import BackendUnavailableError
+
+    if not openvino_backend.openvino_available():
+        pytest.skip("openvino is not installed")
+
+    def no_kernel(self, batch):
+        raise RuntimeError("[CPU] FullyConnectedCompressed node could not create a primitive descriptor")
+
+    monkeypatch.setattr(openvino_backend.OpenVinoRunner, "__call__", no_kernel)
+    with pytest.raises(BackendUnavailableError, match="does not run on this CPU"):
+        CrossEncoderReranker(model_dir, backend="openvino-fp32")

@@ -208,14 +208,15 @@ def choose_backend(reranker: CrossEncoderReranker) -> tuple[str, Runner, dict]:
     for name in candidate_order():
         try:
             runner = reranker.runner_for(name)
-        except Exception as exc:  # an export that fails on this model: skip the backend
-            tried[name] = f"failed: {type(exc).__name__}: {exc}"
+            ok = keeps_ranking(reference, _scores(reranker, runner))
+            if ok:
+                timings[name] = round(_probe_ms(reranker, runner), 2)
+        except Exception as exc:  # an export or a kernel that fails on this model or CPU: skip the backend
+            tried[name] = f"failed: {type(exc).__name__}: {str(exc).strip()[:300]}"
             continue
-        ok = keeps_ranking(reference, _scores(reranker, runner))
         tried[name] = ok
         if not ok:
             continue
-        timings[name] = round(_probe_ms(reranker, runner), 2)
         if best is None or timings[name] < timings[best[0]]:
             best = (name, runner)
     name, runner = best if best is not None else (reference_name, reference_runner)

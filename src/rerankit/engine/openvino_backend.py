@@ -146,6 +146,16 @@ class OpenVinoRunner:
         # compiled-blob cache may carry other tensor names
         self.inputs = input_names(info)
         self.output = self.compiled.output(0)
+        self._check_runs()
+
+    def _check_runs(self) -> None:
+        """Run one small batch now: OpenVINO builds some kernels only at the first inference, and a CPU
+        without one (int8 with dynamic quantization, say) should fail here, as an unavailable backend."""
+        probe = {name: np.ones((2, 8), dtype=np.int64) for name in self.inputs}
+        try:
+            self(probe)
+        except Exception as exc:
+            raise BackendUnavailableError(f"{self.name} does not run on this CPU: {str(exc).strip()[:300]}") from exc
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         result = self.request.infer({i: batch[name] for i, name in enumerate(self.inputs)})
