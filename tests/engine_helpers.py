@@ -74,3 +74,17 @@ def kernel_or_skip(kernel: K | None, what: str, needs: str = "AMX-BF16") -> K:
     if kernel is None:
         pytest.skip(f"no {what} here (needs {needs}, Linux and the rerankit-amx package: pip install ./extras/rerankit-amx)")
     return kernel
+
+
+def reranker_or_skip(model_dir, backend: str, **kwargs):
+    """``CrossEncoderReranker(model_dir, backend=...)``, or skip where the runtime says the backend cannot
+    run on this CPU (a kernel it lacks, found at load)."""
+    from rerankit.errors import BackendUnavailableError
+    from rerankit.rerankers.cross_encoder import CrossEncoderReranker
+
+    try:
+        return CrossEncoderReranker(model_dir, backend=backend, **kwargs)
+    except BackendUnavailableError as exc:
+        if "does not run on this CPU" not in str(exc):
+            raise
+        pytest.skip(f"{backend} cannot run on this CPU: {exc}")

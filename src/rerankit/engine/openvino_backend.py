@@ -140,7 +140,10 @@ class OpenVinoRunner:
 
             shutil.rmtree(self.path.parent, ignore_errors=True)
             self.path = ensure_ir(info, precision, cache_dir)
-            self.compiled = openvino_core().compile_model(str(self.path), "CPU", config)
+            try:
+                self.compiled = openvino_core().compile_model(str(self.path), "CPU", config)
+            except Exception as exc:  # a fresh conversion that does not compile: this CPU lacks a kernel
+                raise BackendUnavailableError(f"{self.name} does not run on this CPU: {str(exc).strip()[:300]}") from exc
         self.request = self.compiled.create_infer_request()
         # inputs by position, in the order they were converted: a model read back from OpenVINO's
         # compiled-blob cache may carry other tensor names
