@@ -42,7 +42,7 @@ import numpy as np
 
 from .backend import BACKENDS, backend_available
 from .cache import cache_root, model_fingerprint, write_atomically
-from .hardware import cpu_flags, engine_threads, has_amx, has_avx512_bf16, has_vnni
+from .hardware import cpu_flags, engine_threads, has_amx, has_avx512_bf16
 
 VERDICT_VERSION = "2"  # 2: probe of web-passage lengths
 RUNTIMES = ("torch", "onnxruntime", "openvino", "nncf", "transformers")
