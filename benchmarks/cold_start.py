@@ -8,7 +8,8 @@ verdict; the second is what a user sees from then on):
 - ``python -c "import rerankit; rerankit.load_reranker('default')"`` (also the time to import rerankit),
 - ``rerankit search INDEX QUERY --rerank default`` (hybrid first stage, 20 candidates reranked).
 
-Run from the repository root, with nothing else busy on the machine:
+Run from the repository root, with nothing else busy on the machine (``RERANKIT_NATIVE=0`` in
+front measures a plain install where ``rerankit-amx`` is installed):
 
     .venv/bin/python benchmarks/cold_start.py [--corpus ../shared/data/trec-dl19-passage/corpus.jsonl] [--runs 2]
 """

@@ -1,7 +1,7 @@
 """Bi-encoder embedding speed: rerankit's ``embed`` against sentence-transformers.
 
-``embed`` runs the fused bf16 layers on CPUs with bf16 units, ONNX Runtime in fp32 on others (the
-path taken is printed). Embeds the same DL19 passages with ``SentenceTransformer.encode`` in fp32
+``embed`` runs OpenVINO (bf16 on CPUs with bf16 units, fp32 on others), or the fused bf16 layers
+where the AMX kernels are installed (the path taken is printed). Embeds the same DL19 passages with ``SentenceTransformer.encode`` in fp32
 (the reference), under bf16 autocast (only where the CPU has bf16 units: elsewhere it is emulated
 and slower than fp32), and through ``rerankit.encoders.embed``, alternating the order over ``--rounds``, in
 one process; prints passages/s, the ratio to the reference and the lowest per-passage cosine with
@@ -53,7 +53,7 @@ def main() -> None:
     if has_amx() or has_avx512_bf16():
         paths["sentence-transformers bf16 autocast"] = lambda: reference(True)
     paths["rerankit embed"] = lambda: embed(texts, args.model)
-    embed(texts[:8], args.model)  # load and warm up the fast path (an ONNX export happens here, once)
+    embed(texts[:8], args.model)  # load and warm up the fast path (an OpenVINO conversion happens here, once)
     taken = embedding_path(args.model)
     rates: dict[str, list[float]] = {name: [] for name in paths}
     vectors: dict[str, np.ndarray] = {}

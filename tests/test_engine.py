@@ -57,8 +57,10 @@ def test_auto_picks_a_backend_that_keeps_the_ranking(model_dir, reference):
 
 
 def test_inputs_are_exactly_the_tokenizers_pairs(model_dir):
+    from transformers import AutoTokenizer
+
     engine = CrossEncoderReranker(model_dir, backend="torch-fp32", max_length=48, long_docs="first")
-    tok = engine.tokenizer
+    tok = AutoTokenizer.from_pretrained(model_dir)  # transformers' own pairs, not the engine's tokenizer
     long_query = "what " * 40
     cases = [("cats", "a short document"), ("cats", "word " * 100), (long_query, "short doc"), (long_query, "doc " * 60),
              ("q " * 30, "d " * 30), ("q " * 23, "d " * 60), ("q " * 60, "d " * 23), ("q " * 60, "d " * 22)]

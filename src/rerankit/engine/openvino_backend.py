@@ -76,9 +76,20 @@ def _save(model, folder: Path) -> None:
 
 
 def _compress_weights(model):
+    """int8 weights by NNCF, without its statistics table and progress bar in the user's output."""
+    import contextlib
+    import io
+
     import nncf
 
-    return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
+    finally:
+        nncf_log.setLevel(level)
 
 
 def ensure_ir(info: ModelInfo, precision: str, cache_dir: Path | None = None) -> Path:
@@ -91,11 +102,11 @@ def ensure_ir(info: ModelInfo, precision: str, cache_dir: Path | None = None) ->
     model = _convert(info)
     if precision == "int8":
         model = _compress_weights(model)
-    _publish(folder, lambda staged: _save(model, staged))
+    publish_ir(folder, lambda staged: _save(model, staged))
     return folder / "model.xml"
 
 
-def _publish(folder: Path, write) -> None:
+def publish_ir(folder: Path, write) -> None:
     """Write the IR into a temporary folder beside ``folder``, then publish it whole (``io.publish_directory``)."""
     import shutil
     import tempfile

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..encoders import DEFAULT_BI_ENCODER, embed, load_bi_encoder
+from ..encoders import DEFAULT_BI_ENCODER, embed, load_embedder
 from ..types import Document
 from .base import Reranker
 
@@ -20,7 +20,7 @@ class BiEncoderReranker(Reranker):
     score_kind = "similarity"
 
     def __init__(self, model_name_or_path: str = DEFAULT_BI_ENCODER, batch_size: int = 64) -> None:
-        load_bi_encoder(model_name_or_path)  # fail at load time, not at the first query
+        load_embedder(model_name_or_path)  # fail at load time, not at the first query
         self.name = f"bi-encoder:{model_name_or_path}"
         self.model_name = model_name_or_path
         self.batch_size = batch_size

@@ -32,8 +32,9 @@ from ..engine.backend import BACKENDS, Runner, make_runner
 from ..engine.batching import collate, pack_by_tokens
 from ..engine.inputs import QWEN3_INSTRUCTION, InputBuilder, LongDocs, encoder_layout, yes_no_layout
 from ..engine.modules import ModelInfo, detect_kind, read_info
+from ..engine.tokenizer import load_tokenizer
 from ..errors import InvalidInputError
-from ..loading import LOCAL_ALTERNATIVES, activation_from_config, quiet_hf_logging, resolve_model_source
+from ..loading import LOCAL_ALTERNATIVES, activation_from_config, resolve_model_source
 from ..scores import logits_to_scores
 from ..types import Document, DocumentInput, RankedResult, normalize_documents, normalize_query, validate_top_k
 from .base import Reranker, order_by_score
@@ -120,19 +121,14 @@ class CrossEncoderReranker(Reranker):
         cache_dir: str | Path | None = None,
         name: str | None = None,
     ) -> None:
-        from transformers import AutoTokenizer
-
         for label, value in (("token_budget", token_budget), ("max_batch", max_batch), ("batch_size", batch_size)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise InvalidInputError(f"{label} must be a positive integer, got {value!r}")
         backend = backend_for(backend, device, dtype)
         self.device = device
-        quiet_hf_logging()
         folder = Path(resolve_model_source(str(model)))
         resolved_kind = detect_kind(folder) if kind == "auto" else kind
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        if not getattr(self.tokenizer, "is_fast", False):
-            raise InvalidInputError(f"{folder}: rerankit needs a fast tokenizer (tokenizer.json)")
+        self.tokenizer = load_tokenizer(folder)
         yes_no = None
         if resolved_kind == "yes-no":
             yes_no = (self.tokenizer.convert_tokens_to_ids("yes"), self.tokenizer.convert_tokens_to_ids("no"))

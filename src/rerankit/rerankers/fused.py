@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..encoders import DEFAULT_BI_ENCODER, embed, load_bi_encoder
+from ..encoders import DEFAULT_BI_ENCODER, embed, load_embedder
 from ..errors import InvalidInputError, ModelNotFoundError
 from ..lexical import LexicalScorer
 from ..types import Document, normalize_documents, normalize_query
@@ -77,7 +77,7 @@ class FusedReranker(Reranker):
         source = Path(folder) / self.weights.cross_encoder if self.weights.cross_encoder else Path(folder)
         self.cross_encoder = CrossEncoderReranker(str(source.resolve()), activation="none", **cross_encoder_kwargs)
         if self.weights.bi_encoder_weight:
-            load_bi_encoder(self.weights.bi_encoder)
+            load_embedder(self.weights.bi_encoder)  # fail at load time, not at the first query
         self.lexical = LexicalScorer.load(Path(folder) / LEXICAL_FILE) if self.weights.lexical_weight else None
         self.name = name or str(folder)
 

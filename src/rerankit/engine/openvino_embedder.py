@@ -1,0 +1,114 @@
+"""Bi-encoder embeddings through OpenVINO, read from the model folder without sentence-transformers.
+
+A mean-pooled sentence-transformers folder (``embedder.read_mean_pooled``) has its transformer with
+the mean pooling converted once to OpenVINO IR (the only step that needs torch and transformers),
+cached under ``cache_root()/openvino`` by the weights' fingerprint and published whole; later loads
+read the IR, the tokenizer (``engine.tokenizer``) and the ``Dense`` weights (safetensors, as numpy),
+so a new process embeds a query without importing torch, transformers or sentence-transformers.
+
+Precision: bf16 where OpenVINO's CPU plugin runs bf16 (AMX or AVX512-BF16), fp32 elsewhere or when
+asked (``precision="fp32"``). Same tokenizer, truncation (``max_seq_length``), pooling, projection
+and L2 norm as ``SentenceTransformer.encode``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendUnavailableError
+from .cache import cache_root, model_fingerprint, remove_stale_temporaries
+from .embedder import MeanPooledEmbedder, MeanPooledModel
+from .hardware import engine_threads
+from .runtimes import openvino_core, openvino_runs_bf16
+
+CONVERT_VERSION = "1"
+# batches of ~2k tokens suit OpenVINO's CPU plugin, as for the cross-encoders (openvino_backend)
+TOKEN_BUDGET = 2048
+MAX_BATCH = 32
+log = logging.getLogger(__name__)
+
+
+def ir_path(model: MeanPooledModel, cache_dir: Path | None = None) -> Path:
+    """Where the IR of the model's transformer and mean pooling is cached."""
+    import openvino as ov
+
+    key = model_fingerprint(model.folder, f"ov-embed{CONVERT_VERSION}|{ov.__version__}")
+    return (cache_dir or cache_root() / "openvino") / f"{model.folder.name}-{key}-embed" / "model.xml"
+
+
+def _convert(folder: Path):
+    import warnings
+
+    import openvino as ov
+    import torch
+    from transformers import AutoModel
+
+    from ..loading import quiet_hf_logging
+
+    quiet_hf_logging()
+    body = AutoModel.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa").eval()
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = body
+
+        def forward(self, input_ids, attention_mask):
+            states = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    example = {"input_ids": torch.ones((2, 8), dtype=torch.long), "attention_mask": torch.ones((2, 8), dtype=torch.long)}
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on shape checks that hold for every batch
+        return ov.convert_model(MeanPooled().eval(), example_input=example,
+                                input=[("input_ids", [-1, -1]), ("attention_mask", [-1, -1])])
+
+
+def ensure_ir(model: MeanPooledModel, cache_dir: Path | None = None) -> Path:
+    """The cached ``model.xml``, converting the model first if it is missing."""
+    import openvino as ov
+
+    from .openvino_backend import publish_ir
+
+    target = ir_path(model, cache_dir)
+    if target.is_file():
+        return target
+    remove_stale_temporaries(target.parent.parent)
+    log.info("converting %s to OpenVINO IR in %s", model.folder, target.parent)
+    converted = _convert(model.folder)
+    publish_ir(target.parent, lambda staged: ov.save_model(converted, str(staged / "model.xml"), compress_to_fp16=False))
+    return target
+
+
+class OpenVinoBiEncoder(MeanPooledEmbedder):
+    """Normalized mean-pooled embeddings of a ``MeanPooledModel`` on OpenVINO's CPU plugin."""
+
+    def __init__(self, model: MeanPooledModel, precision: str = "auto", cache_dir: Path | None = None,
+                 num_threads: int | None = None) -> None:
+        if precision == "auto":
+            precision = "bf16" if openvino_runs_bf16() else "fp32"
+        if precision not in ("fp32", "bf16"):
+            raise BackendUnavailableError(f"unknown embedding precision {precision!r}")
+        super().__init__(model, TOKEN_BUDGET, MAX_BATCH)
+        self.precision = precision
+        self.path = ensure_ir(model, cache_dir)
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": num_threads or engine_threads(),
+                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+        try:
+            self.compiled = openvino_core().compile_model(str(self.path), "CPU", config)
+        except Exception:  # an unreadable cache entry: convert again, once
+            import shutil
+
+            shutil.rmtree(self.path.parent, ignore_errors=True)
+            self.path = ensure_ir(model, cache_dir)
+            self.compiled = openvino_core().compile_model(str(self.path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.output = self.compiled.output(0)
+
+    def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        result = self.request.infer({0: input_ids, 1: attention_mask})
+        return np.array(result[self.output], dtype=np.float32)
