@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install amx demo test clean
+.PHONY: install amx extras demo test clean
 
 install: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ $(VENV)/.installed: pyproject.toml
 # Without them rerankit runs on its other backends and the kernels' tests skip.
 amx: install
 	$(BIN)/python -m pip install -q ./extras/rerankit-amx
+
+# The scale-out extras (Ray, PostgreSQL) and pgserver, which the tests use to start a real PostgreSQL
+# with pgvector; without them those tests skip.
+extras: install
+	$(BIN)/python -m pip install -q -e ".[ray,postgres]" "pgserver>=0.1.4"
 
 demo: install
 	$(BIN)/rerankit demo

@@ -10,7 +10,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from .errors import DataFormatError
+from .errors import DataFormatError, InvalidInputError
 from .io import read_jsonl, read_text_lines
 from .types import Document
 
@@ -116,3 +116,22 @@ def read_trec_run(path: str | Path) -> Run:
         raise DataFormatError(f"{path}: empty run")
     return dict(run)
 
+
+def format_trec_run(run: Run, tag: str = "rerankit") -> str:
+    """``run`` as TREC run lines (``qid Q0 docid rank score tag``): queries in the given order, each
+    query's documents by score, best first; scores written exactly (``repr``), so reading them back
+    gives the same floats."""
+    if not tag or any(c.isspace() for c in tag):
+        raise InvalidInputError(f"a run tag is one word, got {tag!r}")
+    lines = []
+    for qid, docs in run.items():
+        for rank, (docid, score) in enumerate(sorted(docs.items(), key=lambda item: -item[1]), start=1):
+            lines.append(f"{qid} Q0 {docid} {rank} {float(score)!r} {tag}\n")
+    return "".join(lines)
+
+
+def write_trec_run(path: str | Path, run: Run, tag: str = "rerankit") -> None:
+    """Write ``run`` as a TREC run file, atomically (see ``format_trec_run``)."""
+    from .io import atomic_write_text
+
+    atomic_write_text(path, format_trec_run(run, tag))

@@ -11,7 +11,9 @@ from ..errors import RerankitError
 from .app import app
 
 # Each module registers its commands on ``app`` when imported.
-from . import ask_cmd, bench_cmd, demo_cmd, eval_cmd, index_cmd, search_cmd, serve_cmd, train_cmd  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    ask_cmd, bench_cmd, demo_cmd, eval_cmd, index_cmd, rerank_run_cmd, search_cmd, serve_cmd, train_cmd,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

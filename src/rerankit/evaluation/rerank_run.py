@@ -92,18 +92,33 @@ def rerank_query(
     keep_tail: bool = True,
 ) -> dict[str, float]:
     """Rerank one query's candidates (see the module docstring for the ordering contract)."""
-    order = trec_order(candidates)
-    head, tail = order[:depth], order[depth:]
+    head = reranked_head(candidates, corpus_by_id, depth)
+    scores = reranker.score(query, [corpus_by_id[d] for d in head])
+    return order_candidates(candidates, scores, depth, keep_tail, query, getattr(reranker, "name", type(reranker).__name__))
+
+
+def reranked_head(candidates: Mapping[str, float], corpus_by_id: Mapping[str, Document], depth: int) -> list[str]:
+    """The ids of the top ``depth`` candidates in first-stage (trec_eval) order; each needs a text."""
+    head = trec_order(candidates)[:depth]
     missing = [d for d in head if d not in corpus_by_id]
     if missing:
         raise DataFormatError(
             f"{len(missing)} candidate(s) have no text in the corpus, e.g. doc id {missing[0]!r}"
         )
-    scores = np.asarray(reranker.score(query, [corpus_by_id[d] for d in head]), dtype=np.float32)
+    return head
+
+
+def order_candidates(candidates: Mapping[str, float], head_scores: Sequence[float] | np.ndarray, depth: int = 100,
+                     keep_tail: bool = True, query: str = "", reranker_name: str = "the reranker") -> dict[str, float]:
+    """A query's run entry from the reranker's scores of its ``reranked_head`` (the module docstring's contract)."""
+    order = trec_order(candidates)
+    head, tail = order[:depth], order[depth:]
+    scores = np.asarray(head_scores, dtype=np.float32)
+    if scores.shape != (len(head),):
+        raise RerankitError(f"{reranker_name} gave {scores.shape} scores for {len(head)} candidates")
     nan_count = int(np.isnan(scores).sum())
     if nan_count:
-        raise RerankitError(f"{getattr(reranker, 'name', type(reranker).__name__)} gave NaN scores "
-                            f"for {nan_count} of {len(head)} candidates of query {query!r}")
+        raise RerankitError(f"{reranker_name} gave NaN scores for {nan_count} of {len(head)} candidates of query {query!r}")
     # Stable sort on negated scores: equal scores keep first-stage order.
     ranked = [int(i) for i in np.argsort(-scores, kind="stable")]
     ids = [head[i] for i in ranked]
