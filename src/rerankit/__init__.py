@@ -1,6 +1,8 @@
 """rerankit: two-stage retrieval with reranking, evaluation, a CLI and a service."""
 
 from .errors import (
+    BackendUnavailableError,
+    DatabaseError,
     DataFormatError,
     IndexNotFoundError,
     InvalidInputError,
@@ -27,6 +29,8 @@ __all__ = [
     "ModelNotFoundError",
     "DataFormatError",
     "IndexNotFoundError",
+    "BackendUnavailableError",
+    "DatabaseError",
     "ProviderError",
     "ProviderTimeoutError",
     "FallbackError",

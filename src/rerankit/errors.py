@@ -30,6 +30,10 @@ class IndexNotFoundError(RerankitError):
 class BackendUnavailableError(RerankitError):
     """An inference backend that this model, CPU or installation cannot run."""
 
+
+class DatabaseError(RerankitError):
+    """A database first stage that cannot be reached or lacks what it needs (the message says what to do)."""
+
 __all__ = [
     "RerankitError",
     "InvalidInputError",
@@ -38,4 +42,5 @@ __all__ = [
     "DataFormatError",
     "IndexNotFoundError",
     "BackendUnavailableError",
+    "DatabaseError",
 ]

@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..types import Document
+from ..types import Document, DocumentInput, normalize_documents
 
 if TYPE_CHECKING:
     from ..rerankers.base import Reranker
+
+
+MODES = ("bm25", "dense", "hybrid")  # the first stages an index offers
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,20 @@ def validate_k(k: Any, name: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InvalidInputError(f"{name} must be a positive integer, got {k!r}")
     return int(k)
+
+
+def prepare_passages(passages: Sequence[DocumentInput]) -> list[Document]:
+    """Passages to index as validated documents; a missing id becomes the 0-based position; ids must be unique."""
+    docs = normalize_documents(passages)
+    if not docs:
+        raise InvalidInputError("cannot build an index over no passages")
+    docs = [d if d.id is not None else Document(d.text, d.title, str(i), d.metadata) for i, d in enumerate(docs)]
+    seen: set[str] = set()
+    for doc in docs:
+        if doc.id in seen:
+            raise InvalidInputError(f"duplicate passage id {doc.id!r}")
+        seen.add(doc.id)  # type: ignore[arg-type]
+    return docs
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

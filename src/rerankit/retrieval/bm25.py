@@ -37,6 +37,13 @@ class BM25:
             stemmer=self._stemmer(), show_progress=False,
         )
 
+    def query_terms(self, query: str) -> list[str]:
+        """The query's terms as the index reads them (stemmed, stopwords out, repeats kept: each counts)."""
+        import bm25s
+
+        return bm25s.tokenize([query], stopwords="en" if self.language == "english" else None,
+                              stemmer=self._stemmer(), show_progress=False, return_ids=False)[0]
+
     def index(self, texts: Sequence[str]) -> BM25:
         if not texts:
             raise InvalidInputError("cannot build a BM25 index over no texts")

@@ -38,17 +38,17 @@ from ..encoders import DEFAULT_BI_ENCODER
 from ..errors import IndexNotFoundError, InvalidInputError
 from ..io import atomic_write_text, read_jsonl
 from ..types import Document, DocumentInput, normalize_documents
-from .base import Hit, Retriever, validate_k
+from .base import MODES, Hit, Retriever, prepare_passages, validate_k
 from .bm25 import BM25, BM25Retriever
 from .dense import DenseRetriever, Embedder, LocalEmbedder, ProgressCallback, embed_in_batches
 from .hybrid import HybridRetriever
+from .postgres import PostgresIndex, build_postgres_index, is_postgres_url, read_postgres_manifest
 
 FORMAT = "rerankit-index"
 FORMAT_VERSION = 1
 CURRENT_FILE, VERSIONS_DIR, LOCK_FILE = "CURRENT", "versions", ".lock"
 STAGING_PREFIX = ".staging-"
 PASSAGES_FILE, BM25_DIR, EMBEDDINGS_FILE, MANIFEST_FILE = "passages.jsonl", "bm25", "embeddings.npy", "manifest.json"
-MODES = ("bm25", "dense", "hybrid")
 TEST_PAUSE_ENV = "RERANKIT_INDEX_TEST_PAUSE"
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]*$")
 
@@ -143,20 +143,6 @@ def _check_target(root: Path) -> None:
             raise InvalidInputError(f"{root} is a non-empty folder that is not a rerankit index; refusing to write into it")
 
 
-def _prepare(passages: Sequence[DocumentInput]) -> list[Document]:
-    """Validated documents; a missing id becomes the 0-based position; ids must be unique."""
-    docs = normalize_documents(passages)
-    if not docs:
-        raise InvalidInputError("cannot build an index over no passages")
-    docs = [d if d.id is not None else Document(d.text, d.title, str(i), d.metadata) for i, d in enumerate(docs)]
-    seen: set[str] = set()
-    for doc in docs:
-        if doc.id in seen:
-            raise InvalidInputError(f"duplicate passage id {doc.id!r}")
-        seen.add(doc.id)  # type: ignore[arg-type]
-    return docs
-
-
 def _write_passages(path: Path, docs: Sequence[Document]) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for doc in docs:
@@ -187,7 +173,10 @@ def build_index(
     """
     from ..version import __version__
 
-    docs = _prepare(passages)
+    if is_postgres_url(out_dir):
+        return build_postgres_index(passages, str(out_dir), dense, embed_model, embedder=embedder,  # type: ignore[return-value]
+                                    source=source, progress=progress)
+    docs = prepare_passages(passages)
     root = Path(out_dir).expanduser()
     _check_target(root)
     (root / VERSIONS_DIR).mkdir(parents=True, exist_ok=True)
@@ -247,6 +236,8 @@ def build_index(
 
 def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     """The live version's manifest; ``IndexNotFoundError`` if there is none or its format is unknown."""
+    if is_postgres_url(index_dir):
+        return read_postgres_manifest(str(index_dir))
     root = Path(index_dir).expanduser()
     if not root.is_dir():
         raise IndexNotFoundError(f"no index at {root}: folder not found")
@@ -371,7 +362,10 @@ def load_index(index_dir: str | Path, embedder: Embedder | None = None) -> Index
 
     Raises ``IndexNotFoundError`` when the folder is missing, holds no finished index, or one of an
     unknown format version. ``embedder`` is needed only for indexes embedded by a remote service.
+    A ``postgresql://`` URL loads a ``postgres.PostgresIndex`` (searched in the database).
     """
+    if is_postgres_url(index_dir):
+        return PostgresIndex(str(index_dir), embedder)  # type: ignore[return-value]
     root = Path(index_dir).expanduser()
     for _ in range(5):
         version = _read_current(root)
