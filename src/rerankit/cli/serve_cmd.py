@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import InvalidInputError
 from ..server import config as defaults
 from .app import app
 
@@ -46,6 +47,12 @@ def serve_command(
         defaults.DEFAULT_GRACEFUL_TIMEOUT_S, "--graceful-timeout",
         help="Seconds to finish in-flight requests after SIGTERM."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    ray: bool = typer.Option(False, "--ray", help="Serve as a Ray Serve deployment (pip install 'rerankit[ray]')."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="With --ray: a running cluster's address (default: start a local one)."),
+    replicas: Optional[int] = typer.Option(None, "--replicas", help="With --ray: replicas, each with its own models."),
+    autoscale: Optional[str] = typer.Option(
+        None, "--autoscale", help="With --ray: MIN:MAX replicas, scaled on ongoing requests."),
 ) -> None:
     """Serve rerankers over HTTP: POST /v2/rerank and /v1/rerank (Cohere, Jina), /rerank (TEI);
     GET /health, /metrics, /docs."""
@@ -59,4 +66,16 @@ def serve_command(
         max_query_chars=max_query_chars, max_document_chars=max_document_chars, max_body_bytes=max_body_bytes,
         max_queue_documents=max_queue_documents, max_batch_documents=max_batch_documents,
         graceful_timeout_s=graceful_timeout)
-    serve(config, host=host, port=port, workers=workers, log_level=log_level)
+    if not ray:
+        if replicas is not None or autoscale is not None or ray_address is not None:
+            raise InvalidInputError("--replicas, --autoscale and --ray-address go with --ray")
+        serve(config, host=host, port=port, workers=workers, log_level=log_level)
+        return
+    from ..server.ray_serve import Scaling, serve_on_ray
+    from ..server.run import check_address
+
+    if workers != 1:
+        raise InvalidInputError("--workers is for uvicorn; with --ray use --replicas or --autoscale")
+    scaling = Scaling.parse(replicas, autoscale)
+    check_address(host, port)
+    serve_on_ray(config, host=host, port=port, scaling=scaling, address=ray_address, log_level=log_level)
