@@ -10,8 +10,8 @@ Parts (``--part``):
   run, and whether every way wrote the same ranking (same documents in the same order per query).
   The Ray cluster is started once (``ray.init``), so the times include building each actor pool and
   loading its rerankers, not starting the cluster.
-- ``pgvector``: a real PostgreSQL 16 with pgvector 0.6 (``pgserver``, in a temporary folder).
-  (1) SciFact (5,183 passages, every query): identical top 10 from PostgreSQL and from the
+- ``pgvector`` (= ``pg-agreement`` + ``pg-latency``): a real PostgreSQL 16 with pgvector 0.6
+  (``pgserver``, in a temporary folder). (1) SciFact (5,183 passages, every query): identical top 10 from PostgreSQL and from the
   in-memory index, per mode. (2) 100k passages built as ``first_stage.py`` builds them (shared
   collections plus perturbed copies; ``--embed`` passages really embedded, the rest of the matrix
   tiled from them with noise), the same rows in both; p50/p99 query latency per mode over the DL19 +
@@ -45,6 +45,7 @@ from rerankit.datasets import read_corpus_jsonl, read_queries_jsonl, read_trec_r
 from rerankit.evaluation.metrics import trec_order  # noqa: E402
 from rerankit.retrieval import build_index, load_index  # noqa: E402
 from rerankit.retrieval.dense import LocalEmbedder  # noqa: E402
+from rerankit.types import Document  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -96,67 +97,78 @@ class TableEmbedder:
         return self.matrix[[self.rows[t] for t in texts]]
 
 
+def scifact_agreement(server, args, tmp: Path) -> None:
+    """How often PostgreSQL's top 10 equals the in-memory index's, per mode, over every SciFact query."""
+    scifact = args.data / "scifact"
+    corpus = read_corpus_jsonl(scifact / "corpus.jsonl")
+    queries = list(read_queries_jsonl(scifact / "queries.jsonl").values())
+    url = f"{server.get_uri()}&table=scifact"
+    start = time.perf_counter()
+    build_index(corpus, tmp / "scifact")
+    disk_s = time.perf_counter() - start
+    start = time.perf_counter()
+    build_index(corpus, url)
+    pg_s = time.perf_counter() - start
+    database, disk = load_index(url), load_index(tmp / "scifact")
+    print(f"SciFact: {len(corpus)} passages, {len(queries)} queries; build on disk {disk_s:.1f} s, "
+          f"in PostgreSQL {pg_s:.1f} s (both embed the passages)")
+    for mode in ("bm25", "dense", "hybrid"):
+        same = sum([h.document.id for h in database.search(q, 10, mode)] ==
+                   [h.document.id for h in disk.search(q, 10, mode)] for q in queries)
+        print(f"  {mode:<7} identical top 10 on {same}/{len(queries)} queries ({100 * same / len(queries):.1f}%)")
+    database.close()
+
+
+def large_latency(server, args, tmp: Path) -> None:
+    """Query p50/p99 per mode at ``--size`` passages, PostgreSQL against the in-memory index."""
+    docs = build_corpus(args.data, args.size)
+    unique = {d.full_text: d for d in docs}  # perturbed copies may repeat a text: one passage each
+    docs = [Document(d.text, d.title, f"p{i}") for i, d in enumerate(unique.values())]  # collections share ids
+    texts = [d.full_text for d in docs]
+    embedder = LocalEmbedder()
+    real = embedder.embed(texts[: args.embed])
+    rng = np.random.default_rng(0)
+    matrix = np.tile(real, (-(-len(docs) // len(real)), 1))[: len(docs)]
+    matrix = matrix + rng.normal(0, 0.05, matrix.shape).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    table = TableEmbedder(texts, matrix.astype(np.float32), embedder.model)
+    url = f"{server.get_uri()}&table=large"
+    start = time.perf_counter()
+    build_index(docs, tmp / "large", embedder=table)
+    disk_s = time.perf_counter() - start
+    start = time.perf_counter()
+    build_index(docs, url, embedder=table)
+    pg_s = time.perf_counter() - start
+    database, disk = load_index(url), load_index(tmp / "large")
+    queries = [q for name in QUERY_SETS if (args.data / name / "queries.jsonl").is_file()
+               for q in read_queries_jsonl(args.data / name / "queries.jsonl").values()][: args.queries]
+    print(f"{len(docs)} passages (build: on disk {disk_s:.1f} s, PostgreSQL {pg_s:.1f} s, embeddings given: "
+          f"{args.embed} real, tiled with noise), {len(queries)} queries, k={args.k}; p50 / p99 ms")
+    for mode in ("bm25", "dense", "hybrid"):
+        mem = percentiles(time_queries(lambda q, k, m=mode: disk.search(q, k, m), queries, args.k))
+        pg = percentiles(time_queries(lambda q, k, m=mode: database.search(q, k, m), queries, args.k))
+        print(f"  {mode:<7} in memory {mem[0]:7.2f} / {mem[1]:7.2f}   PostgreSQL {pg[0]:7.2f} / {pg[1]:7.2f}   "
+              f"p50 ratio {pg[0] / mem[0]:.2f}x")
+    database.close()
+
+
 def pgvector_part(args) -> None:
     import pgserver
 
     with tempfile.TemporaryDirectory(prefix="rerankit-pg-") as tmp:
         server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
         try:
-            scifact = args.data / "scifact"
-            corpus = read_corpus_jsonl(scifact / "corpus.jsonl")
-            queries = list(read_queries_jsonl(scifact / "queries.jsonl").values())
-            url = f"{server.get_uri()}&table=scifact"
-            start = time.perf_counter()
-            build_index(corpus, Path(tmp) / "scifact")
-            disk_s = time.perf_counter() - start
-            start = time.perf_counter()
-            build_index(corpus, url)
-            pg_s = time.perf_counter() - start
-            database, disk = load_index(url), load_index(Path(tmp) / "scifact")
-            print(f"SciFact: {len(corpus)} passages, {len(queries)} queries; build on disk {disk_s:.1f} s, "
-                  f"in PostgreSQL {pg_s:.1f} s (both embed the passages)")
-            for mode in ("bm25", "dense", "hybrid"):
-                same = sum([h.document.id for h in database.search(q, 10, mode)] ==
-                           [h.document.id for h in disk.search(q, 10, mode)] for q in queries)
-                print(f"  {mode:<7} identical top 10 on {same}/{len(queries)} queries ({100 * same / len(queries):.1f}%)")
-            database.close()
-
-            docs = build_corpus(args.data, args.size)
-            texts = [d.full_text for d in docs]
-            embedder = LocalEmbedder()
-            real = embedder.embed(texts[: args.embed])
-            rng = np.random.default_rng(0)
-            matrix = np.tile(real, (-(-len(docs) // len(real)), 1))[: len(docs)]
-            matrix = matrix + rng.normal(0, 0.05, matrix.shape).astype(np.float32)
-            matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-            table = TableEmbedder(texts, matrix.astype(np.float32), embedder.model)
-            unique = {t: d for t, d in zip(texts, docs)}  # perturbed copies may repeat a text: one id each
-            docs = list(unique.values())
-            url = f"{server.get_uri()}&table=large"
-            start = time.perf_counter()
-            build_index(docs, Path(tmp) / "large", embedder=table)
-            disk_s = time.perf_counter() - start
-            start = time.perf_counter()
-            build_index(docs, url, embedder=table)
-            pg_s = time.perf_counter() - start
-            database, disk = load_index(url), load_index(Path(tmp) / "large")
-            queries = [q for name in QUERY_SETS if (args.data / name / "queries.jsonl").is_file()
-                       for q in read_queries_jsonl(args.data / name / "queries.jsonl").values()][: args.queries]
-            print(f"{len(docs)} passages (build: on disk {disk_s:.1f} s, PostgreSQL {pg_s:.1f} s, embeddings given), "
-                  f"{len(queries)} queries, k={args.k}; p50 / p99 ms")
-            for mode in ("bm25", "dense", "hybrid"):
-                mem = percentiles(time_queries(lambda q, k, m=mode: disk.search(q, k, m), queries, args.k))
-                pg = percentiles(time_queries(lambda q, k, m=mode: database.search(q, k, m), queries, args.k))
-                print(f"  {mode:<7} in memory {mem[0]:7.2f} / {mem[1]:7.2f}   PostgreSQL {pg[0]:7.2f} / {pg[1]:7.2f}   "
-                      f"p50 ratio {pg[0] / mem[0]:.2f}x")
-            database.close()
+            if args.part in ("all", "pgvector", "pg-agreement"):
+                scifact_agreement(server, args, Path(tmp))
+            if args.part in ("all", "pgvector", "pg-latency"):
+                large_latency(server, args, Path(tmp))
         finally:
             server.cleanup()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("all", "rerank-run", "pgvector"), default="all")
+    parser.add_argument("--part", choices=("all", "rerank-run", "pgvector", "pg-agreement", "pg-latency"), default="all")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--rerank", default="default")
     parser.add_argument("--rounds", type=int, default=2)
@@ -171,7 +183,7 @@ def main() -> None:
                        "unknown"))
     if args.part in ("all", "rerank-run"):
         rerank_run_part(args)
-    if args.part in ("all", "pgvector"):
+    if args.part != "rerank-run":
         pgvector_part(args)
 
 

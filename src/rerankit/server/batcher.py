@@ -77,6 +77,7 @@ class MicroBatcher:
         self.score_many = many_scorer(reranker)
         self._queue: deque[_Job] = deque()
         self._pending = 0
+        metrics.queue_documents.labels(name).set(0)  # exported from the start: autoscalers read it
         self._docs_per_s = 0.0
         self._closed = False
         self._cond = threading.Condition()
