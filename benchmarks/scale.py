@@ -121,9 +121,9 @@ def scifact_agreement(server, args, tmp: Path) -> None:
 
 def large_latency(server, args, tmp: Path) -> None:
     """Query p50/p99 per mode at ``--size`` passages, PostgreSQL against the in-memory index."""
-    docs = build_corpus(args.data, args.size)
-    unique = {d.full_text: d for d in docs}  # perturbed copies may repeat a text: one passage each
-    docs = [Document(d.text, d.title, f"p{i}") for i, d in enumerate(unique.values())]  # collections share ids
+    docs = build_corpus(args.data, args.size + args.size // 5)
+    unique = list({d.full_text: d for d in docs}.values())[: args.size]  # perturbed copies may repeat a text
+    docs = [Document(d.text, d.title, f"p{i}") for i, d in enumerate(unique)]  # collections share ids
     texts = [d.full_text for d in docs]
     embedder = LocalEmbedder()
     real = embedder.embed(texts[: args.embed])
