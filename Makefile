@@ -21,10 +21,14 @@ $(VENV)/.installed: pyproject.toml
 amx: install
 	$(BIN)/python -m pip install -q ./extras/rerankit-amx
 
-# The scale-out extras (Ray, PostgreSQL) and pgserver, which the tests use to start a real PostgreSQL
-# with pgvector; without them those tests skip.
+# The optional extras: scale-out (Ray, PostgreSQL, and pgserver, which the tests use to start a real
+# PostgreSQL with pgvector) and the local LLM (llama.cpp, compiled here for AVX2 without -march=native:
+# the native build's AMX code stopped with a general protection fault on a Sapphire Rapids VM).
+# Without them those tests skip.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 extras: install
 	$(BIN)/python -m pip install -q -e ".[ray,postgres]" "pgserver>=0.1.4"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q --no-cache-dir -e ".[llm]"
 
 demo: install
 	$(BIN)/rerankit demo

