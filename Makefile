@@ -27,7 +27,7 @@ amx: install
 # Without them those tests skip.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 extras: install
-	$(BIN)/python -m pip install -q -e ".[ray,postgres]" "pgserver>=0.1.4"
+	$(BIN)/python -m pip install -q -e ".[ray,postgres,browser]" "pgserver>=0.1.4"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q --no-cache-dir -e ".[llm]"
 
 demo: install

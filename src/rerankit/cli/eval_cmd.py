@@ -31,6 +31,9 @@ def eval_command(
     max_queries: Optional[int] = typer.Option(None, "--max-queries", help="Evaluate only the first N judged queries."),
     out: Optional[str] = typer.Option(None, "--out", help="Write the JSON report here (atomically)."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Write a PNG summary plot here."),
+    html: Optional[str] = typer.Option(
+        None, "--html", help="Write a self-contained HTML report here: metrics, plots, depth sweep, and the queries "
+                             "reranking changed most with both rankings and their grades."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report on stdout instead of a table."),
 ) -> None:
     """Evaluate nDCG@10, P@1/3/5, R@DEPTH, MRR@10 and MAP, before and after reranking."""
@@ -45,6 +48,8 @@ def eval_command(
 
         if rerank is None:
             raise InvalidInputError("--depths needs --rerank (the sweep measures reranking at each depth)")
+        if html is not None:
+            raise InvalidInputError("--html goes without --depths (the HTML report has its own depth sweep)")
         sweep = evaluate_depths(data, depths, rerank, run=run, qrels=qrels, rel_threshold=rel_threshold,
                                 max_queries=max_queries, progress=False,
                                 log=lambda msg: info.print(msg, markup=False, soft_wrap=True))
@@ -61,6 +66,11 @@ def eval_command(
         progress=sys.stderr.isatty(),
         log=lambda msg: info.print(msg, markup=False, soft_wrap=True),
     )
+    if html:
+        from ..evaluation.html_report import write_html
+
+        write_html(report, html)
+        info.print(f"html report: {html}", markup=False, soft_wrap=True)
     _emit(report, write_plot, out=out, plot=plot, as_json=as_json, info=info)
 
 

@@ -178,4 +178,41 @@ def evaluate_folder(
     report.notes.append(
         f"reranked the top {depth} candidates; candidates below depth keep their first-stage order after them"
     )
+    report.depth_sweep = depth_sweep(candidates, reranked, judgments, depth, rel_threshold, selected)
+    report.examples = example_queries(report, candidates, reranked, judgments, queries, corpus_by_id)
     return report
+
+
+SWEEP_DEPTHS = (5, 10, 20, 30, 50, 100, 200, 500, 1000)
+
+
+def depth_sweep(first: Run, reranked: Run, judgments: Qrels, depth: int, rel_threshold: int,
+                query_ids: list[str]) -> list[dict]:
+    """nDCG@10 with only the top ``d`` first-stage candidates reordered by their reranker scores, for
+    each ``d`` up to ``depth``. A pointwise reranker scores each candidate alone, so this is what
+    reranking at depth ``d`` gives (a listwise one may order a shorter list differently)."""
+    points = []
+    for d in [x for x in SWEEP_DEPTHS if x < depth] + [depth]:
+        run: Run = {}
+        for q, docs in first.items():
+            order = trec_order(docs)
+            head = sorted(order[:d], key=lambda doc: -reranked[q][doc])  # stable: ties keep first-stage order
+            run[q] = {doc: float(len(order) - i) for i, doc in enumerate(head + order[d:])}
+        value = evaluate(run, judgments, [NDCG10], rel_threshold=rel_threshold, query_ids=query_ids).aggregate[NDCG10]
+        points.append({"depth": d, "ndcg10": value})
+    return points
+
+
+def example_queries(report: Report, first: Run, reranked: Run, judgments: Qrels, queries: dict[str, str],
+                    corpus_by_id: dict, count: int = 3) -> list[dict]:
+    """The ``count`` queries whose nDCG@10 rose most and the ``count`` where it fell most, with both top 10s."""
+    after = report.per_query_ndcg10_after or {}
+    change = sorted(after, key=lambda q: (after[q] - report.per_query_ndcg10_before.get(q, 0.0), q))
+    chosen = list(dict.fromkeys(change[::-1][:count] + change[:count]))
+
+    def listing(q: str, run: Run) -> list[dict]:
+        return [{"id": d, "grade": judgments.get(q, {}).get(d), "text": corpus_by_id[d].full_text[:300]
+                 if d in corpus_by_id else ""} for d in trec_order(run[q])[:10]]
+
+    return [{"query_id": q, "query": queries.get(q, ""), "ndcg10_before": report.per_query_ndcg10_before.get(q, 0.0),
+             "ndcg10_after": after[q], "before": listing(q, first), "after": listing(q, reranked)} for q in chosen]

@@ -46,6 +46,11 @@ class Report:
     per_query_ndcg10_after: dict[str, float] | None = None
     timing: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # nDCG@10 when only the top d candidates are reordered by the same reranker scores: [{"depth", "ndcg10"}]
+    depth_sweep: list[dict[str, Any]] | None = None
+    # the queries reranking helped and hurt most: {"query_id", "query", "ndcg10_before", "ndcg10_after",
+    # "before": [{"id", "grade", "text"}], "after": [...]} (top 10 of each ranking)
+    examples: list[dict[str, Any]] | None = None
 
     def delta(self, metric: str) -> float | None:
         if self.after is None or metric not in self.after:
