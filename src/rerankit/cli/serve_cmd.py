@@ -47,6 +47,9 @@ def serve_command(
         defaults.DEFAULT_GRACEFUL_TIMEOUT_S, "--graceful-timeout",
         help="Seconds to finish in-flight requests after SIGTERM."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    index: Optional[str] = typer.Option(
+        None, "--index", help="The playground's first stage (/ui): an index folder or postgresql:// URL "
+                              "(default: the demo support corpus)."),
     ray: bool = typer.Option(False, "--ray", help="Serve as a Ray Serve deployment (pip install 'rerankit[ray]')."),
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="With --ray: a running cluster's address (default: start a local one)."),
@@ -55,7 +58,7 @@ def serve_command(
         None, "--autoscale", help="With --ray: MIN:MAX replicas, scaled on ongoing requests."),
 ) -> None:
     """Serve rerankers over HTTP: POST /v2/rerank and /v1/rerank (Cohere, Jina), /rerank (TEI);
-    GET /health, /metrics, /docs."""
+    GET /health, /metrics, /docs, and the playground at /ui."""
     from ..server.auth import collect_keys
     from ..server.config import ModelSpec, ServerConfig
     from ..server.run import serve
@@ -65,7 +68,7 @@ def serve_command(
         api_keys=collect_keys(api_keys, api_keys_file), max_documents=max_documents,
         max_query_chars=max_query_chars, max_document_chars=max_document_chars, max_body_bytes=max_body_bytes,
         max_queue_documents=max_queue_documents, max_batch_documents=max_batch_documents,
-        graceful_timeout_s=graceful_timeout)
+        graceful_timeout_s=graceful_timeout, index=index)
     if not ray:
         if replicas is not None or autoscale is not None or ray_address is not None:
             raise InvalidInputError("--replicas, --autoscale and --ray-address go with --ray")
@@ -79,3 +82,24 @@ def serve_command(
     scaling = Scaling.parse(replicas, autoscale)
     check_address(host, port)
     serve_on_ray(config, host=host, port=port, scaling=scaling, address=ray_address, log_level=log_level)
+
+
+@app.command("ui")
+def ui_command(
+    index: Optional[str] = typer.Argument(None, help="Index folder or postgresql:// URL (default: the demo corpus)."),
+    models: list[str] = typer.Option(["default"], "--model", "-m", help="[NAME=]SPEC of a reranker (repeatable)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the page in the default browser."),
+) -> None:
+    """Serve the playground over INDEX and open it: the first stage and rerankers side by side, and Ask."""
+    import threading
+    import webbrowser
+
+    from ..server.config import ModelSpec, ServerConfig
+    from ..server.run import serve
+
+    config = ServerConfig(models=tuple(ModelSpec.parse(m) for m in models), index=index)
+    if open_browser:
+        threading.Timer(3.0, webbrowser.open, args=(f"http://{host}:{port}/ui",)).start()
+    serve(config, host=host, port=port, log_level="warning")

@@ -23,6 +23,9 @@ from .limits import Limits
 from .metrics import Metrics
 from .middleware import Guard
 from .models import ModelRegistry
+from .playground import API_PATHS as PLAYGROUND_API
+from .playground import PAGE_PATHS as PLAYGROUND_PAGES
+from .playground import install_playground
 from .relevance import to_raw, to_relevance
 from .responses import SafeJSONResponse, error_response
 from .schemas.cohere import V1RerankRequest, V1RerankResponse, V2RerankRequest, V2RerankResponse, meta
@@ -119,7 +122,9 @@ def create_app(config: ServerConfig | None = None, *, rerankers: dict[str, Reran
     app.state.config = config
     _install_error_handlers(app)
     app.add_middleware(Guard, keys=KeyChecker(config.api_keys), max_body_bytes=config.max_body_bytes,
-                       metrics=metrics, protected=RERANK_PATHS, known=RERANK_PATHS + OTHER_PATHS)
+                       metrics=metrics, protected=RERANK_PATHS + PLAYGROUND_API,
+                       known=RERANK_PATHS + OTHER_PATHS + PLAYGROUND_PAGES + PLAYGROUND_API)
+    install_playground(app, registry, limits, config.index, needs_key=bool(config.api_keys))
     secured = [Depends(_bearer)]
 
     @app.post("/v2/rerank", response_model=V2RerankResponse, responses=_COHERE_ERRORS, dependencies=secured,

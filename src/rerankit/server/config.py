@@ -56,6 +56,7 @@ class ServerConfig:
     max_queue_documents: int = DEFAULT_MAX_QUEUE_DOCUMENTS
     max_batch_documents: int = DEFAULT_MAX_BATCH_DOCUMENTS
     graceful_timeout_s: float = DEFAULT_GRACEFUL_TIMEOUT_S
+    index: str | None = None  # the playground's first stage (an index folder or URL; None: the demo corpus)
 
     def __post_init__(self) -> None:
         if not self.models:
