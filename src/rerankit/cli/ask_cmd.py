@@ -52,7 +52,7 @@ def ask(
         retriever, corpus = demo_retriever(), "demo support corpus"
     else:
         from ..retrieval import load_index
-        from ..retrieval.index import MODES
+        from ..retrieval.base import MODES
 
         if mode is not None and mode not in MODES:
             raise InvalidInputError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")

@@ -35,7 +35,7 @@ def search(
 ) -> None:
     """Retrieve candidates for QUERY from INDEX_DIR, optionally rerank them, and print the best -k."""
     from ..retrieval import load_index, retrieve_and_rerank
-    from ..retrieval.index import MODES
+    from ..retrieval.base import MODES
 
     if k < 1:
         raise InvalidInputError(f"-k must be >= 1, got {k}")

@@ -195,3 +195,13 @@ class DenseRetriever:
         rows, scores = self.scores(vector, k)
         order = top_k(scores, k)
         return hits_from_scores(self.documents, rows[order], scores[order])
+
+
+def manifest_embedder(manifest: dict, where: str) -> LocalEmbedder:
+    """The local embedder an index's manifest names; ``InvalidInputError`` for a remote one (``where``
+    names the index in the message), whose embedder the caller must pass to ``load_index``."""
+    info = manifest["embedding"]
+    if info.get("provider") != "local":
+        raise InvalidInputError(f"{where} was embedded with {info.get('provider')} model {info.get('model')!r}: "
+                                "pass that embedder to load_index(..., embedder=...)")
+    return LocalEmbedder(info["model"])

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ..errors import InvalidInputError
 from ..types import Document, normalize_query
-from .base import Hit, Retriever, validate_k
+from .base import MODES, Hit, Retriever, validate_k
 
 RRF_K = 60
 
@@ -56,3 +56,48 @@ class HybridRetriever:
             rankings.append([hit.document.id for hit in hits])
         fused = rrf(rankings, self.rrf_k)[:k]
         return [Hit(documents[doc_id], score, rank) for rank, (doc_id, score) in enumerate(fused)]
+
+
+class SearchModes:
+    """``retriever(mode)`` and ``search`` of an index: ``bm25``, ``dense`` or ``hybrid`` (RRF of the two),
+    built once each from the subclass's ``_bm25_retriever()`` and ``_dense_retriever()``."""
+
+    manifest: dict
+    _retrievers: dict[str, Retriever]
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def has_dense(self) -> bool:
+        return bool(self.manifest.get("dense"))
+
+    @property
+    def default_mode(self) -> str:
+        """``hybrid`` for indexes with embeddings, else ``bm25``."""
+        return "hybrid" if self.has_dense else "bm25"
+
+    def _bm25_retriever(self) -> Retriever:
+        raise NotImplementedError
+
+    def _dense_retriever(self) -> Retriever:
+        raise NotImplementedError
+
+    def retriever(self, mode: str | None = None) -> Retriever:
+        """The first stage for ``mode`` (``bm25``, ``dense`` or ``hybrid``; default ``default_mode``)."""
+        mode = mode or self.default_mode
+        if mode not in MODES:
+            raise InvalidInputError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
+        if mode not in self._retrievers:
+            if mode == "bm25":
+                self._retrievers[mode] = self._bm25_retriever()
+            elif mode == "dense":
+                self._retrievers[mode] = self._dense_retriever()
+            else:
+                self._retrievers[mode] = HybridRetriever([self.retriever("bm25"), self.retriever("dense")])
+        return self._retrievers[mode]
+
+    def search(self, query: str, k: int = 10, mode: str | None = "bm25") -> list[Hit]:
+        """The ``k`` best passages for ``query``, best first (``mode=None`` means ``default_mode``)."""
+        return self.retriever(mode).search(query, validate_k(k))

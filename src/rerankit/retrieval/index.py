@@ -37,11 +37,11 @@ import numpy as np
 from ..encoders import DEFAULT_BI_ENCODER
 from ..errors import IndexNotFoundError, InvalidInputError
 from ..io import atomic_write_text, read_jsonl
-from ..types import Document, DocumentInput, normalize_documents
-from .base import MODES, Hit, Retriever, prepare_passages, validate_k
+from ..types import Document, DocumentInput
+from .base import Retriever, prepare_passages
 from .bm25 import BM25, BM25Retriever
-from .dense import DenseRetriever, Embedder, LocalEmbedder, ProgressCallback, embed_in_batches
-from .hybrid import HybridRetriever
+from .dense import DenseRetriever, Embedder, LocalEmbedder, ProgressCallback, embed_in_batches, manifest_embedder
+from .hybrid import SearchModes
 from .postgres import PostgresIndex, build_postgres_index, is_postgres_url, read_postgres_manifest
 
 FORMAT = "rerankit-index"
@@ -263,7 +263,7 @@ def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
-class Index:
+class Index(SearchModes):
     """A loaded index: its ``documents``, BM25 and (optionally) embeddings; ``search`` in three modes."""
 
     def __init__(
@@ -279,52 +279,18 @@ class Index:
         self.bm25, self.embeddings, self._embedder = bm25, embeddings, embedder
         self._retrievers: dict[str, Retriever] = {}
 
-    @property
-    def version(self) -> str:
-        return str(self.manifest["version"])
-
-    @property
-    def has_dense(self) -> bool:
-        return self.embeddings is not None
-
-    @property
-    def default_mode(self) -> str:
-        """``hybrid`` for indexes with embeddings, else ``bm25``."""
-        return "hybrid" if self.has_dense else "bm25"
-
     def __len__(self) -> int:
         return len(self.documents)
 
-    def _dense(self) -> DenseRetriever:
+    def _bm25_retriever(self) -> Retriever:
+        return BM25Retriever(self.bm25, self.documents)
+
+    def _dense_retriever(self) -> Retriever:
         if self.embeddings is None:
             raise InvalidInputError(f"index {self.path} has no embeddings (built with --no-dense); use mode 'bm25'")
         if self._embedder is None:
-            info = self.manifest["embedding"]
-            if info.get("provider") != "local":
-                raise InvalidInputError(
-                    f"index {self.path} was embedded with {info.get('provider')} model {info.get('model')!r}: "
-                    "pass that embedder to load_index(..., embedder=...)"
-                )
-            self._embedder = LocalEmbedder(info["model"])
+            self._embedder = manifest_embedder(self.manifest, f"index {self.path}")
         return DenseRetriever(self.documents, self.embeddings, self._embedder)
-
-    def retriever(self, mode: str | None = None) -> Retriever:
-        """The first stage for ``mode`` (``bm25``, ``dense`` or ``hybrid``; default ``default_mode``)."""
-        mode = mode or self.default_mode
-        if mode not in MODES:
-            raise InvalidInputError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
-        if mode not in self._retrievers:
-            if mode == "bm25":
-                self._retrievers[mode] = BM25Retriever(self.bm25, self.documents)
-            elif mode == "dense":
-                self._retrievers[mode] = self._dense()
-            else:
-                self._retrievers[mode] = HybridRetriever([self.retriever("bm25"), self.retriever("dense")])
-        return self._retrievers[mode]
-
-    def search(self, query: str, k: int = 10, mode: str | None = "bm25") -> list[Hit]:
-        """The ``k`` best passages for ``query``, best first (``mode=None`` means ``default_mode``)."""
-        return self.retriever(mode).search(query, validate_k(k))
 
     def __repr__(self) -> str:
         return f"Index(path={str(self.path)!r}, version={self.version!r}, passages={len(self)}, dense={self.has_dense})"

@@ -40,10 +40,10 @@ import numpy as np
 from ..encoders import DEFAULT_BI_ENCODER
 from ..errors import BackendUnavailableError, DatabaseError, IndexNotFoundError, InvalidInputError
 from ..types import Document, DocumentInput, normalize_query
-from .base import MODES, Hit, Retriever, prepare_passages, validate_k
+from .base import Hit, Retriever, prepare_passages, validate_k
 from .bm25 import BM25
-from .dense import Embedder, LocalEmbedder, ProgressCallback, embed_in_batches
-from .hybrid import HybridRetriever
+from .dense import Embedder, LocalEmbedder, ProgressCallback, embed_in_batches, manifest_embedder
+from .hybrid import SearchModes
 
 DEFAULT_TABLE = "rerankit_passages"
 FORMAT = "rerankit-postgres-index"
@@ -323,7 +323,7 @@ class PostgresDenseRetriever:
         return [Hit(_document(r), float(r[5]), rank) for rank, r in enumerate(rows)]
 
 
-class PostgresIndex:
+class PostgresIndex(SearchModes):
     """A rerankit index in PostgreSQL: ``search`` and ``retriever`` as ``retrieval.Index`` has them."""
 
     def __init__(self, url: str, embedder: Embedder | None = None) -> None:
@@ -336,46 +336,18 @@ class PostgresIndex:
         self._embedder = embedder
         self._retrievers: dict[str, Retriever] = {}
 
-    @property
-    def version(self) -> str:
-        return str(self.manifest["version"])
-
-    @property
-    def has_dense(self) -> bool:
-        return bool(self.manifest.get("dense"))
-
-    @property
-    def default_mode(self) -> str:
-        return "hybrid" if self.has_dense else "bm25"
-
     def __len__(self) -> int:
         return int(self.manifest["num_passages"])
 
-    def retriever(self, mode: str | None = None) -> Retriever:
-        """The first stage for ``mode`` (``bm25``, ``dense`` or ``hybrid``; default ``default_mode``)."""
-        mode = mode or self.default_mode
-        if mode not in MODES:
-            raise InvalidInputError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
-        if mode not in self._retrievers:
-            if mode == "bm25":
-                self._retrievers[mode] = PostgresBM25Retriever(self.connection, self.table, self.bm25)
-            elif mode == "dense":
-                if not self.has_dense:
-                    raise InvalidInputError(f"the index in table {self.table!r} has no embeddings; use mode 'bm25'")
-                if self._embedder is None:
-                    info = self.manifest["embedding"]
-                    if info.get("provider") != "local":
-                        raise InvalidInputError(f"table {self.table!r} was embedded with {info.get('provider')} model "
-                                                f"{info.get('model')!r}: pass that embedder to load_index(..., embedder=...)")
-                    self._embedder = LocalEmbedder(info["model"])
-                self._retrievers[mode] = PostgresDenseRetriever(self.connection, self.table, self._embedder)
-            else:
-                self._retrievers[mode] = HybridRetriever([self.retriever("bm25"), self.retriever("dense")])
-        return self._retrievers[mode]
+    def _bm25_retriever(self) -> Retriever:
+        return PostgresBM25Retriever(self.connection, self.table, self.bm25)
 
-    def search(self, query: str, k: int = 10, mode: str | None = "bm25") -> list[Hit]:
-        """The ``k`` best passages for ``query``, best first (``mode=None`` means ``default_mode``)."""
-        return self.retriever(mode).search(query, validate_k(k))
+    def _dense_retriever(self) -> Retriever:
+        if not self.has_dense:
+            raise InvalidInputError(f"the index in table {self.table!r} has no embeddings; use mode 'bm25'")
+        if self._embedder is None:
+            self._embedder = manifest_embedder(self.manifest, f"table {self.table!r}")
+        return PostgresDenseRetriever(self.connection, self.table, self._embedder)
 
     def close(self) -> None:
         self.connection.conn.close()
