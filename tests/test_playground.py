@@ -100,3 +100,18 @@ def test_search_and_ask_in_chromium_with_and_without_an_api_key(default_reranker
         browser.save_screenshot(str(ARTIFACTS / "playground-ask.png"))
         foreign = [u for u in requested_urls(browser) if not u.startswith((url, "data:"))]
         assert foreign == []  # no request leaves the server: no CDN, no font, no analytics
+
+
+def test_the_page_searches_a_served_index(default_reranker, tmp_path):
+    from rerankit.retrieval import build_index
+
+    build_index([{"_id": "a", "text": "Cats purr when they are content."},
+                 {"_id": "b", "text": "Paris is the capital of France."},
+                 {"_id": "c", "text": "Berlin is the capital of Germany."}], tmp_path / "index")
+    config = ServerConfig(models=(ModelSpec("default", "default"),), index=str(tmp_path / "index"))
+    with TestClient(create_app(config, rerankers={"default": default_reranker})) as client:
+        assert client.get("/ui/api/config").json()["corpus"] == str(tmp_path / "index")
+        found = client.post("/ui/api/search", json={"query": "capital of france", "candidates": 3, "k": 1}).json()
+        assert {h["id"] for h in found["first_stage"]["hits"]} <= {"a", "b", "c"}
+        assert found["rerankers"][0]["results"][0]["id"] == "b"
+    assert ServerConfig.from_json(config.to_json()).index == str(tmp_path / "index")  # uvicorn workers get it too
