@@ -161,3 +161,42 @@ def test_fused_mpnet_embeddings_match_sentence_transformers():
     assert float((got * expected).sum(1).min()) > 0.99  # per-text cosine between fused bf16 and fp32
     np.testing.assert_allclose(got[1:] @ got[0], expected[1:] @ expected[0], atol=0.01)  # the query's similarities
     assert float(expected[2] @ expected[0]) > 0.5  # the relevant passage stands out, so the comparison means something
+
+
+@needs_bf16
+def test_bert_built_without_transformers_gives_the_same_fused_scores(tmp_path):
+    """The default's cross-encoder and all-MiniLM-L6-v2 from ``bert_module``: same outputs as the fused
+    layers over the transformers module, and transformers never imported to build them."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from rerankit.engine.bert_module import bert_for_fusion
+    from rerankit.engine.fused_encoder import FusedMeanPooler
+    from rerankit.loading import packaged_minilm_path
+    from rerankit.rerankers.registry import default_model_path
+
+    info = read_info(default_model_path())
+    reference = fused_encoder_for(build_module(info).to(torch.bfloat16))
+    light = fused_encoder_for(SimpleNamespace(model=bert_for_fusion(default_model_path(), head=True).to(torch.bfloat16)))
+    assert reference is not None and light is not None
+    ids = torch.randint(1000, 20000, (3, 40))
+    mask = torch.ones_like(ids)
+    mask[1, 25:] = 0
+    types = torch.zeros_like(ids)
+    types[:, 12:] = 1
+    with torch.inference_mode():
+        assert torch.equal(reference(ids, mask, types), light(ids, mask, types))
+    from transformers import AutoModel
+
+    base = AutoModel.from_pretrained(packaged_minilm_path()).to(torch.bfloat16)
+    body = bert_for_fusion(packaged_minilm_path(), head=False).to(torch.bfloat16)
+    with torch.inference_mode():
+        assert torch.equal(FusedMeanPooler(base, 12, torch.bfloat16)(ids, mask),
+                           FusedMeanPooler(body, 12, torch.bfloat16)(ids, mask))
+    script = ("import sys; from rerankit.engine.modules import read_info; from rerankit.engine.torch_backend import "
+              "TorchRunner; from rerankit.rerankers.registry import default_model_path; "
+              "r = TorchRunner(read_info(default_model_path()), 'bf16'); print(type(r.module).__name__, "
+              "'transformers' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["FusedEncoderScores", "False"], done.stderr[-2000:]

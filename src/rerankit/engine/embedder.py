@@ -139,12 +139,18 @@ class FusedBiEncoder(MeanPooledEmbedder):
 
 
 def fused_bi_encoder_for(model: MeanPooledModel) -> FusedBiEncoder | None:
-    """A ``FusedBiEncoder`` where the fused layers reproduce the model (up to bf16) on this CPU, else ``None``."""
+    """A ``FusedBiEncoder`` where the fused layers reproduce the model (up to bf16) on this CPU, else ``None``.
+    BERT is built from its safetensors without transformers (``bert_module``); other models through it."""
+    from .bert_module import bert_for_fusion
+    from .fused_encoder import supports_fusion
+
+    body = bert_for_fusion(model.folder, head=False)
+    if body is not None:
+        return FusedBiEncoder(model, body) if supports_fusion(body.config) else None
     import torch
     from transformers import AutoConfig, AutoModel
 
     from ..loading import quiet_hf_logging
-    from .fused_encoder import supports_fusion
 
     quiet_hf_logging()
     if not supports_fusion(AutoConfig.from_pretrained(model.folder)):

@@ -20,6 +20,20 @@ from .hardware import engine_threads
 from .modules import ModelInfo, build_module
 
 
+def _fused_without_transformers(info: ModelInfo):
+    """The fused bf16 module of a BERT cross-encoder built from its safetensors (``bert_module``), or
+    None (another model, or the fused layers do not apply here): the caller builds it the usual way."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from .bert_module import bert_for_fusion
+    from .fused_encoder import fused_encoder_for
+
+    model = bert_for_fusion(info.folder, head=True)
+    return None if model is None else fused_encoder_for(SimpleNamespace(model=model.to(torch.bfloat16)))
+
+
 class TorchRunner:
     """A torch scoring module in fp32 or bf16, run under ``inference_mode``."""
 
@@ -43,11 +57,14 @@ class TorchRunner:
         else:
             self.token_budget, self.max_batch = self.token_budget_cuda, self.max_batch_cuda
         self.name = f"{'cuda' if cuda else 'torch'}-{dtype}"
-        self.module = module if module is not None else build_module(info, attn="sdpa")
+        fused = None
+        if module is None and dtype in ("bf16", "int8") and not cuda and info.kind == "encoder":
+            fused = _fused_without_transformers(info)
+        self.module = module if module is not None else fused if fused is not None else build_module(info, attn="sdpa")
         self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
                       "int8": torch.bfloat16}[dtype]
         self.module = self.module.to(self.device)
-        if self.dtype is not torch.float32:
+        if self.dtype is not torch.float32 and fused is None:
             self.module = self.module.to(self.dtype)
             head = getattr(self.module, "head", None)  # a yes-no model's two LM-head rows: float32 logits
             if head is not None:
