@@ -5,8 +5,9 @@ One module per job: ``hardware`` (CPU flags, threads), ``cache`` (export cache, 
 ``modules`` (the torch scoring module), ``inputs`` (tokenization, prompt layout, windows),
 ``batching`` (token-budget packing), ``backend`` (the runner interface, ``BACKENDS``, ``make_runner``),
 ``torch_backend`` / ``onnx_backend`` / ``openvino_backend`` (runners), ``auto`` (backend choice),
-``embedder`` / ``onnx_embedder`` (bi-encoder embeddings), ``native`` (the optional AMX kernels of
-``rerankit-amx``). The reranker built on them is ``rerankit.rerankers.cross_encoder.CrossEncoderReranker``.
+``tokenizer`` (tokenizer.json without transformers), ``bert_module`` (BERT's tree from safetensors, for
+the fused layers), ``embedder`` / ``openvino_embedder`` (bi-encoder embeddings), ``native`` (the
+optional AMX kernels of ``rerankit-amx``). The reranker built on them is ``rerankit.rerankers.cross_encoder.CrossEncoderReranker``.
 
 Submodules are imported on first use, so ``import rerankit.engine.cache`` loads nothing else.
 """
