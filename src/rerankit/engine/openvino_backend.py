@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -94,32 +95,53 @@ def _compress_weights(model):
 
 def ensure_ir(info: ModelInfo, precision: str, cache_dir: Path | None = None) -> Path:
     """The cached ``model.xml`` for ``precision``, converting (and compressing) it first if missing."""
-    folder = ir_folder(info, precision, cache_dir)
-    if (folder / "model.xml").is_file():
-        return folder / "model.xml"
-    remove_stale_temporaries(folder.parent)
-    log.info("converting %s to OpenVINO IR in %s", info.folder, folder)
-    model = _convert(info)
-    if precision == "int8":
-        model = _compress_weights(model)
-    publish_ir(folder, lambda staged: _save(model, staged))
-    return folder / "model.xml"
+    def convert():
+        model = _convert(info)
+        return _compress_weights(model) if precision == "int8" else model
+
+    return cached_ir(ir_folder(info, precision, cache_dir) / "model.xml", info.folder, convert)
 
 
-def publish_ir(folder: Path, write) -> None:
-    """Write the IR into a temporary folder beside ``folder``, then publish it whole (``io.publish_directory``)."""
+def cached_ir(xml: Path, source: Path, convert: Callable[[], object]) -> Path:
+    """``xml``, a cached IR's ``model.xml``; where it is missing, ``convert()`` (the model in ``source``)
+    is saved into a temporary folder beside its place and published whole (``io.publish_directory``)."""
     import shutil
     import tempfile
 
     from ..io import publish_directory
 
+    if xml.is_file():
+        return xml
+    folder = xml.parent
+    remove_stale_temporaries(folder.parent)
+    log.info("converting %s to OpenVINO IR in %s", source, folder)
+    model = convert()
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        write(work)
+        _save(model, work)
         publish_directory(work, folder)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return xml
+
+
+def compile_cached(ensure: Callable[[], Path], config: dict[str, object], name: str) -> tuple[Path, object]:
+    """``(path, compiled model)`` on the CPU plugin over the IR that ``ensure()`` returns (converting it if
+    missing). An entry that does not compile (disk corruption) is converted again, once; a fresh
+    conversion that does not compile means this CPU lacks a kernel: ``BackendUnavailableError``."""
+    import shutil
+
+    path = ensure()
+    try:
+        return path, openvino_core().compile_model(str(path), "CPU", config)
+    except Exception:  # an unreadable cache entry: convert again, once
+        shutil.rmtree(path.parent, ignore_errors=True)
+    path = ensure()
+    try:
+        return path, openvino_core().compile_model(str(path), "CPU", config)
+    except Exception as exc:
+        raise BackendUnavailableError(f"{name} does not run on this CPU: {str(exc).strip()[:300]}") from exc
 
 
 class OpenVinoRunner:
@@ -139,22 +161,11 @@ class OpenVinoRunner:
         if precision == "int8" and not nncf_available():
             raise BackendUnavailableError("openvino-int8 needs nncf: pip install 'rerankit[int8]'")
         self.name = f"openvino-{precision}"
-        self.path = ensure_ir(info, precision, cache_dir)
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": num_threads or engine_threads(),
                                      "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
         if precision == "int8":
             config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = DYNAMIC_GROUP
-        try:
-            self.compiled = openvino_core().compile_model(str(self.path), "CPU", config)
-        except Exception:  # an unreadable cache entry: convert again, once
-            import shutil
-
-            shutil.rmtree(self.path.parent, ignore_errors=True)
-            self.path = ensure_ir(info, precision, cache_dir)
-            try:
-                self.compiled = openvino_core().compile_model(str(self.path), "CPU", config)
-            except Exception as exc:  # a fresh conversion that does not compile: this CPU lacks a kernel
-                raise BackendUnavailableError(f"{self.name} does not run on this CPU: {str(exc).strip()[:300]}") from exc
+        self.path, self.compiled = compile_cached(lambda: ensure_ir(info, precision, cache_dir), config, self.name)
         self.request = self.compiled.create_infer_request()
         # inputs by position, in the order they were converted: a model read back from OpenVINO's
         # compiled-blob cache may carry other tensor names

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailableError
-from .cache import cache_root, model_fingerprint, remove_stale_temporaries
+from .cache import cache_root, model_fingerprint
 from .embedder import MeanPooledEmbedder, MeanPooledModel
 from .hardware import engine_threads
-from .runtimes import openvino_core, openvino_runs_bf16
+from .openvino_backend import cached_ir, compile_cached
+from .runtimes import openvino_runs_bf16
 
 CONVERT_VERSION = "1"
 # batches of ~2k tokens suit OpenVINO's CPU plugin, as for the cross-encoders (openvino_backend)
@@ -70,18 +71,7 @@ def _convert(folder: Path):
 
 def ensure_ir(model: MeanPooledModel, cache_dir: Path | None = None) -> Path:
     """The cached ``model.xml``, converting the model first if it is missing."""
-    import openvino as ov
-
-    from .openvino_backend import publish_ir
-
-    target = ir_path(model, cache_dir)
-    if target.is_file():
-        return target
-    remove_stale_temporaries(target.parent.parent)
-    log.info("converting %s to OpenVINO IR in %s", model.folder, target.parent)
-    converted = _convert(model.folder)
-    publish_ir(target.parent, lambda staged: ov.save_model(converted, str(staged / "model.xml"), compress_to_fp16=False))
-    return target
+    return cached_ir(ir_path(model, cache_dir), model.folder, lambda: _convert(model.folder))
 
 
 class OpenVinoBiEncoder(MeanPooledEmbedder):
@@ -95,17 +85,10 @@ class OpenVinoBiEncoder(MeanPooledEmbedder):
             raise BackendUnavailableError(f"unknown embedding precision {precision!r}")
         super().__init__(model, TOKEN_BUDGET, MAX_BATCH)
         self.precision = precision
-        self.path = ensure_ir(model, cache_dir)
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": num_threads or engine_threads(),
                   "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
-        try:
-            self.compiled = openvino_core().compile_model(str(self.path), "CPU", config)
-        except Exception:  # an unreadable cache entry: convert again, once
-            import shutil
-
-            shutil.rmtree(self.path.parent, ignore_errors=True)
-            self.path = ensure_ir(model, cache_dir)
-            self.compiled = openvino_core().compile_model(str(self.path), "CPU", config)
+        self.path, self.compiled = compile_cached(lambda: ensure_ir(model, cache_dir), config,
+                                                  f"openvino-{precision} embeddings")
         self.request = self.compiled.create_infer_request()
         self.output = self.compiled.output(0)
 
