@@ -19,7 +19,6 @@ there they are joined into ``OUT`` (atomically) and the parts folder is removed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -28,9 +27,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .datasets import Run, format_trec_run, read_corpus_jsonl, read_queries_jsonl, read_trec_run
+from .datasets import (
+    Run,
+    format_trec_run,
+    read_corpus_jsonl,
+    read_queries_jsonl,
+    read_trec_run,
+)
+from .engine.cache import files_fingerprint
 from .errors import DataFormatError, InvalidInputError
 from .io import atomic_write_json, atomic_write_text
+from .retrieval.base import validate_k
 from .types import Document
 
 JOB_FILE = "job.json"
@@ -68,20 +75,6 @@ class RerankRunResult:
     shards_run: int
     workers: int
     ray: bool
-
-
-def _positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def _file_fingerprint(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()[:24]
 
 
 def rerank_shard(reranker, shard: Shard, depth: int, keep_tail: bool = True) -> Run:
@@ -221,8 +214,8 @@ def rerank_run_file(
     """
     from .evaluation.first_stage import resolve_data_dir, resolve_run_path
 
-    depth, batch_queries, workers = (_positive("depth", depth), _positive("batch_queries", batch_queries),
-                                     _positive("workers", workers))
+    depth, batch_queries, workers = (validate_k(depth, "depth"), validate_k(batch_queries, "batch_queries"),
+                                     validate_k(workers, "workers"))
     folder = resolve_data_dir(collection)
     run_file = resolve_run_path(folder, run_path)
     for name in ("corpus.jsonl", "queries.jsonl"):
@@ -232,9 +225,10 @@ def rerank_run_file(
     if out.is_dir():
         raise InvalidInputError(f"{out} is a folder; --out takes a file path")
     cpus = cpus_per_worker or max(1, (os.cpu_count() or 1) // workers)
-    _positive("cpus_per_worker", cpus)
-    job = {"format": JOB_FORMAT, "run": _file_fingerprint(run_file), "corpus": _file_fingerprint(folder / "corpus.jsonl"),
-           "queries": _file_fingerprint(folder / "queries.jsonl"), "spec": spec, "depth": depth,
+    validate_k(cpus, "cpus_per_worker")
+    job = {"format": JOB_FORMAT, "run": files_fingerprint([run_file]),
+           "corpus": files_fingerprint([folder / "corpus.jsonl"]), "queries": files_fingerprint([folder / "queries.jsonl"]),
+           "spec": spec, "depth": depth,
            "batch_queries": batch_queries, "keep_tail": keep_tail}
     run = read_trec_run(run_file)
     shards = plan_shards(run, read_queries_jsonl(folder / "queries.jsonl"),
