@@ -11,7 +11,6 @@ if TYPE_CHECKING:
 def demo_retriever() -> Retriever:
     """Hybrid BM25 + all-MiniLM-L6-v2 retrieval over the 7-passage support corpus (offline)."""
     from ..demo import load_demo_data
-    from ..retrieval import BM25Retriever, DenseRetriever, HybridRetriever
+    from ..retrieval import HybridRetriever
 
-    corpus = load_demo_data().corpus
-    return HybridRetriever([BM25Retriever.from_documents(corpus), DenseRetriever.from_documents(corpus)])
+    return HybridRetriever.from_documents(load_demo_data().corpus)

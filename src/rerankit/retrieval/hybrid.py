@@ -42,6 +42,14 @@ class HybridRetriever:
             raise InvalidInputError("HybridRetriever needs at least one retriever")
         self.retrievers, self.depth, self.rrf_k = list(retrievers), validate_k(depth, "depth"), rrf_k
 
+    @classmethod
+    def from_documents(cls, documents: Sequence[Document], **kwargs) -> HybridRetriever:
+        """BM25 and dense retrieval (all-MiniLM-L6-v2) over ``documents`` in memory, fused."""
+        from .bm25 import BM25Retriever
+        from .dense import DenseRetriever
+
+        return cls([BM25Retriever.from_documents(documents), DenseRetriever.from_documents(documents)], **kwargs)
+
     def search(self, query: str, k: int) -> list[Hit]:
         query, k = normalize_query(query), validate_k(k)
         depth = max(k, self.depth)

@@ -92,12 +92,11 @@ class Playground:
 
     def retriever(self, documents: list[str] | None):
         if documents is not None:
-            from ..retrieval import BM25Retriever, DenseRetriever, HybridRetriever
+            from ..retrieval import HybridRetriever
 
             self.limits.check_documents(documents)
-            docs = [Document(text=t, id=str(i)) for i, t in enumerate(documents)]
             with self.lock:
-                return HybridRetriever([BM25Retriever.from_documents(docs), DenseRetriever.from_documents(docs)])
+                return HybridRetriever.from_documents([Document(text=t, id=str(i)) for i, t in enumerate(documents)])
         with self.lock:
             if self._retriever is None:
                 if self.index:
