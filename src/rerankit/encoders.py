@@ -92,9 +92,9 @@ class SentenceTransformerEmbedder:
 
 
 def _amx_kernels_in_use() -> bool:
-    from .engine.native import kernels_installed, native_enabled
+    from .engine.native import kernels_in_use
 
-    return native_enabled() and kernels_installed()
+    return kernels_in_use()
 
 
 def _fast_embedder(folder: str) -> Embedder | None:

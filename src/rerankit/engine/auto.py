@@ -153,11 +153,11 @@ def _versions() -> str:
 
 def verdict_path(reranker: CrossEncoderReranker) -> Path:
     """Where the verdict for this model, its settings, this CPU and these runtimes is kept."""
-    from .native import kernels_installed, native_enabled
+    from .native import kernels_in_use
 
     builder = reranker.builder
     extra = "|".join([
-        f"amx-kernels={native_enabled() and kernels_installed()}",
+        f"amx-kernels={kernels_in_use()}",
         f"v{VERDICT_VERSION}", reranker.info.kind, str(reranker.info.yes_no_ids), str(reranker.max_length),
         builder.long_docs, str(reranker.activation), str(reranker.num_threads or engine_threads()), platform.machine(),
         " ".join(sorted(cpu_flags())), _versions(),  # the candidates follow from these (no runtime imported)

@@ -40,6 +40,11 @@ def kernels_installed() -> bool:
     return installed("rerankit_amx")
 
 
+def kernels_in_use() -> bool:
+    """Whether the bf16 kernels run here: allowed on this CPU and environment, and installed."""
+    return native_enabled() and kernels_installed()
+
+
 def load_kernel_library(name: str, needs_int8: bool = False) -> ctypes.CDLL | None:
     """The compiled kernel ``name`` of ``rerankit-amx``, or ``None`` where it is absent or cannot run here."""
     if not native_enabled(needs_int8) or not kernels_installed():

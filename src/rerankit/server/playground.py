@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from importlib import resources
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse
@@ -167,11 +167,11 @@ def install_playground(app: FastAPI, registry: ModelRegistry, limits: Limits, in
         return {"models": registry.names, "corpus": playground.corpus, "needs_key": needs_key}
 
     @app.post("/ui/api/search", tags=["playground"], summary="First stage and rerankers side by side")
-    async def ui_search(body: SearchRequest, request: Request) -> dict:
+    async def ui_search(body: SearchRequest) -> dict:
         return await run_in_threadpool(playground.search, body, asyncio.get_running_loop())
 
     @app.post("/ui/api/ask", tags=["playground"], summary="An extractive answer with [n] citations")
-    async def ui_ask(body: AskRequest, request: Request) -> dict:
+    async def ui_ask(body: AskRequest) -> dict:
         return await run_in_threadpool(playground.ask, body, asyncio.get_running_loop())
 
     return playground
