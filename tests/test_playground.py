@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from browser import headless_chromium, require_browser, requested_urls
 from fastapi.testclient import TestClient
-from test_server_support import running_server
+from test_server_support import running_server, wait_for
 
 from rerankit.server import ServerConfig, create_app
 from rerankit.server.config import ModelSpec
@@ -55,33 +54,25 @@ def test_the_api_behind_the_page(default_reranker):
         assert too_many.status_code == 400 and "models" in too_many.json()["message"]
 
 
-def _wait(predicate, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def test_search_and_ask_in_chromium_with_and_without_an_api_key(default_reranker):
     require_browser()
     ARTIFACTS.mkdir(exist_ok=True)
     with running_server(_app(default_reranker, ("secret",))) as url, headless_chromium(1400, 1100) as browser:
         browser.get(f"{url}/ui")
-        _wait(lambda: browser.find_elements("css selector", "#models input"), "the models to load")
+        wait_for(lambda: browser.find_elements("css selector", "#models input"), "the models to load")
         query = browser.find_element("id", "query")
         query.clear()
         query.send_keys(QUERY)
         browser.find_element("id", "search").click()  # no key yet
         status = browser.find_element("id", "status")
-        _wait(lambda: "401" in status.text, "the 401")
+        wait_for(lambda: "401" in status.text, "the 401")
         assert "needs an API key" in status.text and "error" in status.get_attribute("class")
         browser.save_screenshot(str(ARTIFACTS / "playground-401.png"))
 
         browser.find_element("id", "key").send_keys("secret")
         browser.find_element("css selector", "#models input[value=again]").click()  # two rerankers side by side
         browser.find_element("id", "search").click()
-        _wait(lambda: len(browser.find_elements("css selector", ".column")) == 3, "three columns")
+        wait_for(lambda: len(browser.find_elements("css selector", ".column")) == 3, "three columns")
         columns = browser.find_elements("css selector", ".column")
         assert columns[0].find_element("tag name", "h2").text.startswith("first stage")
         reranked = columns[1].find_elements("css selector", ".item")
@@ -94,7 +85,7 @@ def test_search_and_ask_in_chromium_with_and_without_an_api_key(default_reranker
 
         browser.find_element("id", "ask").click()
         answer = browser.find_element("id", "answer")
-        _wait(lambda: answer.is_displayed() and answer.find_elements("css selector", "#answer-text a"), "the answer")
+        wait_for(lambda: answer.is_displayed() and answer.find_elements("css selector", "#answer-text a"), "the answer")
         link = answer.find_element("css selector", "#answer-text a")
         assert link.text.startswith("[") and link.get_attribute("href").endswith("#source-" + link.text.strip("[]"))
         browser.save_screenshot(str(ARTIFACTS / "playground-ask.png"))

@@ -7,11 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+
+from test_server_support import free_port, wait_for
 
 from rerankit.errors import InvalidInputError
 from rerankit.server.ray_serve import Scaling
@@ -30,25 +31,9 @@ def test_scaling_options():
             Scaling.parse(replicas, autoscale)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _replica_pids() -> list[int]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [int(line.split()[0]) for line in out.splitlines() if "ServeReplica:rerankit" in line]
-
-
-def _wait(predicate, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_cohere_sdk_against_two_replicas_and_a_replica_killed_under_load(tiny_cross_encoder_dir, tmp_path):
@@ -57,7 +42,7 @@ def test_cohere_sdk_against_two_replicas_and_a_replica_killed_under_load(tiny_cr
 
     from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RERANKIT_BACKEND": "torch-fp32", "PYTHONUNBUFFERED": "1"}
     env.pop("RERANKIT_API_KEYS", None)
     log = (tmp_path / "serve.log").open("w")
@@ -73,8 +58,8 @@ def test_cohere_sdk_against_two_replicas_and_a_replica_killed_under_load(tiny_cr
             except httpx.TransportError:
                 return False
 
-        _wait(healthy, "the Ray Serve deployment", 240)
-        _wait(lambda: len(_replica_pids()) == 2, "two replicas", 120)
+        wait_for(healthy, "the Ray Serve deployment", 240, interval=0.2)
+        wait_for(lambda: len(_replica_pids()) == 2, "two replicas", 120, interval=0.2)
         expected = CrossEncoderReranker(tiny_cross_encoder_dir, backend="torch-fp32").rerank(QUERY, DOCS)
         statuses: list[int] = []
         http = httpx.Client(timeout=30, event_hooks={"response": [lambda r: statuses.append(r.status_code)]})
@@ -98,14 +83,14 @@ def test_cohere_sdk_against_two_replicas_and_a_replica_killed_under_load(tiny_cr
 
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(one, i) for i in range(120)]
-            _wait(lambda: done >= 20, "20 requests answered", 120)
+            wait_for(lambda: done >= 20, "20 requests answered", 120, interval=0.2)
             os.kill(victim, signal.SIGKILL)
             for future in futures:
                 future.result()
         assert failures == [], failures
         print(f"statuses the SDK saw (retries included): {sorted(set(statuses))}, "
               f"non-200: {sum(s != 200 for s in statuses)} of {len(statuses)}")
-        _wait(lambda: len(_replica_pids()) == 2 and victim not in _replica_pids(), "the replica to be replaced", 180)
+        wait_for(lambda: len(_replica_pids()) == 2 and victim not in _replica_pids(), "the replica to be replaced", 180, interval=0.2)
         assert client.rerank(model="tiny", query=QUERY, documents=DOCS).results[0].index == expected[0].index
     finally:
         if proc.poll() is None:

@@ -9,13 +9,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from cli_helpers import run_cli
-from test_server_support import LOCAL, free_port, port_open
+from test_server_support import LOCAL, free_port, port_open, wait_for
 
 TESTS = Path(__file__).resolve().parent
 
@@ -52,14 +51,6 @@ register_file_gated()
 from rerankit.cli import main
 main(["serve", "--model", "gated:" + {gate!r}, "--host", "127.0.0.1", "--port", {port!r}, "--log-level", "warning"])
 """
-
-
-def wait_for(predicate, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        time.sleep(0.02)
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits(tmp_path):

@@ -77,6 +77,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(predicate, what: str, timeout: float = 60.0, interval: float = 0.02) -> None:
+    """Poll ``predicate`` until it holds; ``AssertionError`` naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        time.sleep(interval)
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1.0)
