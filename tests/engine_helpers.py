@@ -1,4 +1,5 @@
-"""Tiny models for the engine tests, built offline (MiniLM's tokenizer, random weights)."""
+"""Tiny models for the engine tests, built offline (random weights; MiniLM's WordPiece tokenizer as rerankit's
+shipped default carries it, so that these tests need no other model package, e.g. on a bare GPU machine)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from typing import TypeVar
 import numpy as np
 import pytest
 
+from rerankit.rerankers.registry import default_model_path
+
 K = TypeVar("K")
+# cuda backends, compared with torch-fp32 on the CPU (relative to the reference's score range)
+CUDA_TOLERANCE = {"cuda-fp32": 1e-3, "cuda-fp16": 0.02, "cuda-bf16": 0.05}
 
 QUERIES = ["how do vaccines train the immune system", "what is the capital of australia"]
 DOCS = [
@@ -30,14 +35,12 @@ def build_tiny_cross_encoder(folder: Path, max_positions: int = 512) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from rerankit.encoders import packaged_minilm_path
-
     torch.manual_seed(0)
     config = BertConfig(vocab_size=30522, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=256, max_position_embeddings=max_positions, num_labels=1,
                         initializer_range=0.1)
     BertForSequenceClassification(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(packaged_minilm_path()).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(folder)
     return folder
 
 
@@ -46,14 +49,12 @@ def build_tiny_causal_lm(folder: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from rerankit.encoders import packaged_minilm_path
-
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=30522, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                          initializer_range=0.3, tie_word_embeddings=False)
     LlamaForCausalLM(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(packaged_minilm_path()).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(folder)
     return folder
 
 

@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine_helpers import DOCS, QUERIES, assert_same_ranking, build_tiny_cross_encoder, reranker_or_skip
+from engine_helpers import CUDA_TOLERANCE, DOCS, QUERIES, assert_same_ranking, build_tiny_cross_encoder, reranker_or_skip
 from rerankit import Document, InvalidInputError
 from rerankit.engine import available_backends
 from rerankit.engine.batching import collate, pack_by_tokens
-from rerankit.engine.cache import TEST_HOOK_ENV, model_fingerprint
+from rerankit.engine.cache import model_fingerprint
 from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 
 # Allowed ranking slack, as a fraction of the fp32 score range: near-ties may swap, nothing else.
 TOLERANCE = {"torch-fp32": 1e-6, "onnx-fp32": 1e-4, "torch-bf16": 0.04, "torch-int8": 0.08, "onnx-int8": 0.08,
-             "openvino-fp32": 1e-4, "openvino-bf16": 0.04, "openvino-int8": 0.08}
+             "openvino-fp32": 1e-4, "openvino-bf16": 0.04, "openvino-int8": 0.08} | CUDA_TOLERANCE
 
 
 @pytest.fixture(scope="module")
@@ -147,14 +147,29 @@ def test_fingerprint_follows_the_weights(model_dir, tmp_path):
     assert model_fingerprint(copy) != model_fingerprint(model_dir)
 
 
+# The child pauses where the cache publishes a written export (its os.replace of the temporary file), so the
+# test can SIGKILL it between writing and publishing.
+PAUSED_EXPORT = """
+import os, sys, time
+real_replace = os.replace
+def paused_replace(src, dst, *args, **kwargs):
+    if str(src).endswith(".tmp") and str(dst).endswith(".onnx"):
+        print("EXPORT_HOOK_READY", src, flush=True)
+        time.sleep(600)
+    return real_replace(src, dst, *args, **kwargs)
+os.replace = paused_replace
+from rerankit.rerankers.cross_encoder import CrossEncoderReranker
+CrossEncoderReranker(sys.argv[1], backend="onnx-fp32")
+"""
+
+
 @pytest.mark.skipif("onnx-fp32" not in available_backends(), reason="onnxruntime is not installed")
 def test_killed_export_leaves_no_loadable_file(model_dir, tmp_path, reference, monkeypatch):
     cache = tmp_path / "cache"
-    env = {**os.environ, "RERANKIT_CACHE": str(cache), TEST_HOOK_ENV: "pause-before-publish"}
-    code = f"from rerankit.engine import CrossEncoderReranker; CrossEncoderReranker({str(model_dir)!r}, backend='onnx-fp32')"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "RERANKIT_CACHE": str(cache)}
+    proc = subprocess.Popen([sys.executable, "-c", PAUSED_EXPORT, str(model_dir)], env=env, stdout=subprocess.PIPE, text=True)
     try:
-        line = proc.stdout.readline()  # the hook prints once the temporary file is written
+        line = proc.stdout.readline()  # printed once the temporary file is written and synced
         assert line.startswith("EXPORT_HOOK_READY"), line
         tmp = Path(line.split(" ", 1)[1].strip())
         assert tmp.is_file() and tmp.stat().st_size > 0 and tmp.parent == cache / "onnx"
@@ -197,7 +212,8 @@ def test_auto_falls_back_to_fp32_when_no_candidate_keeps_the_ranking(model_dir, 
     monkeypatch.setenv("RERANKIT_CACHE", str(tmp_path))  # no verdict stored by an earlier test
     monkeypatch.setattr(auto, "keeps_ranking", lambda reference, candidate, **kw: False)
     engine = CrossEncoderReranker(model_dir, backend="auto")
-    assert engine.backend == "torch-fp32" and engine.auto_report["chosen"] == "torch-fp32"
+    fp32 = auto.reference_backend()  # cuda-fp32 where there is a CUDA device
+    assert engine.backend == fp32 and engine.auto_report["chosen"] == fp32
     assert all(v is False or str(v).startswith("failed") for v in engine.auto_report["tried"].values())
     for query, scores in zip(QUERIES, reference):  # the fp32 reference, rebuilt after the in-place bf16 try
         np.testing.assert_allclose(engine.score(query, DOCS), scores, rtol=1e-5, atol=1e-6)
@@ -206,12 +222,16 @@ def test_auto_falls_back_to_fp32_when_no_candidate_keeps_the_ranking(model_dir, 
 def test_auto_tries_bf16_first_and_never_int8(monkeypatch):
     from rerankit.engine import auto
 
+    available = auto.backend_available
+    monkeypatch.setattr(auto, "backend_available", lambda name: not name.startswith("cuda") and available(name))
     monkeypatch.setattr(auto, "has_amx", lambda: True)
     order = auto.candidate_order()
     assert order[0] == "torch-bf16" and "torch-int8" not in order  # int8 is opt-in (see auto's docstring)
     monkeypatch.setattr(auto, "has_amx", lambda: False)
     monkeypatch.setattr(auto, "has_avx512_bf16", lambda: False)
     assert "torch-bf16" not in auto.candidate_order()
+    monkeypatch.setattr(auto, "backend_available", lambda name: True)  # a CUDA device: half precision on it
+    assert auto.candidate_order() == ["cuda-fp16", "cuda-bf16"] and auto.reference_backend() == "cuda-fp32"
 
 
 def test_auto_stores_its_verdict_and_a_second_load_reuses_it(model_dir, monkeypatch, tmp_path):

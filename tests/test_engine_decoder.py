@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine_helpers import DOCS, QUERIES, assert_same_ranking, build_tiny_causal_lm, reranker_or_skip
+from engine_helpers import CUDA_TOLERANCE, DOCS, QUERIES, assert_same_ranking, build_tiny_causal_lm, reranker_or_skip
 from rerankit.engine import available_backends
 from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 from rerankit.engine.inputs import QWEN3_INSTRUCTION, QWEN3_PREFIX, QWEN3_SUFFIX
 
 TOLERANCE = {"torch-fp32": 1e-6, "onnx-fp32": 1e-4, "torch-bf16": 0.05, "onnx-int8": 0.1,
-             "openvino-fp32": 1e-4, "openvino-bf16": 0.05, "openvino-int8": 0.1}
+             "openvino-fp32": 1e-4, "openvino-bf16": 0.05, "openvino-int8": 0.1} | CUDA_TOLERANCE
 
 
 @pytest.fixture(scope="module")
