@@ -15,7 +15,7 @@ import pytest
 
 from rerankit.errors import IndexNotFoundError, InvalidInputError
 from rerankit.retrieval import BM25Retriever, DenseRetriever, LocalEmbedder, build_index, load_index, read_manifest
-from rerankit.retrieval.index import CURRENT_FILE, STAGING_PREFIX, TEST_PAUSE_ENV, VERSIONS_DIR
+from rerankit.retrieval.index import CURRENT_FILE, STAGING_PREFIX, VERSIONS_DIR
 from rerankit.types import Document
 
 OLD_DOCS = [
@@ -116,12 +116,44 @@ def test_refuses_to_write_into_a_foreign_folder(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- killed rebuilds
 
 
+# The child patches the build at a known point to write its pid to MARKER and sleep, so that the test can
+# SIGKILL it there: "staging" once passages and BM25 are in the staging folder (embeddings, manifest and switch
+# not done); "switch" once the new version is complete in versions/<id> but CURRENT still names the old one.
+PAUSED_BUILD = """
+import os, sys, time
+from pathlib import Path
+import rerankit.retrieval.index as index
+stage, marker = sys.argv[1], Path(sys.argv[2])
+
+def pause():
+    marker.write_text(str(os.getpid()))
+    time.sleep(120)
+
+if stage == "staging":
+    save = index.BM25.save
+    def paused_save(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        pause()
+    index.BM25.save = paused_save
+else:
+    write = index.atomic_write_text
+    def paused_write(path, *args, **kwargs):
+        if Path(path).name == index.CURRENT_FILE:
+            pause()
+        return write(path, *args, **kwargs)
+    index.atomic_write_text = paused_write
+from rerankit.cli import main
+sys.argv = ["rerankit", *sys.argv[3:]]
+main()
+"""
+
+
 def _start_paused_build(source: Path, root: Path, stage: str, marker: Path) -> subprocess.Popen:
-    """Run ``rerankit index build`` in a child that pauses at ``stage`` (see ``index._test_pause``)."""
-    env = {**os.environ, TEST_PAUSE_ENV: f"{stage}:{marker}"}
+    """Run ``rerankit index build`` in a child that pauses at ``stage`` (``PAUSED_BUILD``)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "rerankit", "index", "build", str(source), "--out", str(root), "--no-dense"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-c", PAUSED_BUILD, stage, str(marker),
+         "index", "build", str(source), "--out", str(root), "--no-dense"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
 

@@ -4,16 +4,20 @@ from .errors import (
     BackendUnavailableError,
     DatabaseError,
     DataFormatError,
+    EmbeddingServiceError,
+    FallbackError,
     IndexNotFoundError,
     InvalidInputError,
     ModelNotFoundError,
+    ProviderError,
+    ProviderTimeoutError,
     RerankitError,
     UnknownSpecError,
 )
 from .pipeline import Answer, ChatAnswerer, ExtractiveAnswerer, Pipeline, Source
 from .rerankers import Reranker, load_reranker, register
-from .rerankers.fallback import FallbackError, FallbackReranker
-from .rerankers.retry import ProviderError, ProviderTimeoutError, RetryPolicy
+from .rerankers.fallback import FallbackReranker
+from .rerankers.retry import RetryPolicy
 from .types import Document, RankedResult
 from .version import __version__
 
@@ -34,6 +38,7 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "FallbackError",
+    "EmbeddingServiceError",
     "FallbackReranker",
     "RetryPolicy",
     "Pipeline",

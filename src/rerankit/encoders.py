@@ -61,9 +61,9 @@ def load_bi_encoder(name_or_path: str = DEFAULT_BI_ENCODER, device: str | None =
 
 def _fp32_reference_requested() -> bool:
     """``RERANKIT_BI_ENCODER_BACKEND=fp32``: sentence-transformers' own fp32 path, whatever the CPU."""
-    import os
+    from .settings import settings
 
-    return os.environ.get("RERANKIT_BI_ENCODER_BACKEND", "").strip().lower() == "fp32"
+    return settings().bi_encoder_backend == "fp32"
 
 
 def _bf16_allowed() -> bool:
@@ -171,10 +171,9 @@ class _EmbeddingCache:
 
 
 def _cache_capacity() -> int:
-    import os
+    from .settings import settings
 
-    value = os.environ.get("RERANKIT_EMBED_CACHE", "").strip()
-    return int(value) if value.isdigit() else 20_000
+    return settings().embed_cache
 
 
 _CACHE = _EmbeddingCache(_cache_capacity())

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import time
 from importlib import metadata
@@ -192,8 +191,14 @@ def _store(path: Path, report: dict) -> None:
 
 def choose_backend(reranker: CrossEncoderReranker) -> tuple[str, Runner, dict]:
     """The backend name, its runner and a report of what was tried (see the module docstring)."""
-    forced = os.environ.get("RERANKIT_BACKEND", "").strip()
-    if forced in BACKENDS:
+    from ..settings import settings
+
+    forced = settings().backend
+    if forced is not None and forced not in BACKENDS:
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError(f"RERANKIT_BACKEND must be one of {', '.join(BACKENDS)}, got {forced!r}")
+    if forced is not None:
         return forced, reranker.runner_for(forced), {"forced": forced}
     path = verdict_path(reranker)
     cached = _cached_choice(reranker, path)

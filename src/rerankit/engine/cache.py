@@ -19,15 +19,13 @@ from pathlib import Path
 from ..io import file_mode_for
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-TEST_HOOK_ENV = "RERANKIT_EXPORT_TEST_HOOK"
 
 
 def cache_root() -> Path:
     """The rerankit cache folder (not created)."""
-    if os.environ.get("RERANKIT_CACHE"):
-        return Path(os.environ["RERANKIT_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "rerankit"
+    from ..settings import settings
+
+    return settings().cache_root
 
 
 def files_fingerprint(paths: list[Path], extra: str = "") -> str:
@@ -63,13 +61,6 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _test_hook(tmp: Path) -> None:
-    """Test-only pause between writing the temporary file and publishing it."""
-    if os.environ.get(TEST_HOOK_ENV) == "pause-before-publish":
-        print(f"EXPORT_HOOK_READY {tmp}", flush=True)
-        time.sleep(600)
-
-
 def write_atomically(target: Path, produce: Callable[[Path], None]) -> Path:
     """Call ``produce(tmp_path)`` to write a file, then fsync it and ``os.replace`` it onto ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +72,6 @@ def write_atomically(target: Path, produce: Callable[[Path], None]) -> Path:
         os.chmod(tmp, file_mode_for(target))
         with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
-        _test_hook(tmp)
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     except BaseException:

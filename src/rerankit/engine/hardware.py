@@ -65,10 +65,9 @@ def physical_cores() -> int:
 
 def engine_threads() -> int:
     """Intra-op threads: ``RERANKIT_THREADS`` if set, else the physical core count."""
-    value = os.environ.get("RERANKIT_THREADS", "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    return physical_cores()
+    from ..settings import settings
+
+    return settings().threads or physical_cores()
 
 
 def describe() -> dict[str, object]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -23,12 +22,11 @@ logger = logging.getLogger(__name__)
 
 K = TypeVar("K")
 
-DISABLE_ENV = "RERANKIT_NATIVE"
-
-
 def native_enabled(needs_int8: bool = False) -> bool:
     """Whether this CPU and environment allow the kernels (not whether they are installed)."""
-    if os.environ.get(DISABLE_ENV, "").strip() == "0" or not has_amx():
+    from ..settings import settings
+
+    if not settings().native or not has_amx():
         return False
     return not needs_int8 or "amx_int8" in cpu_flags()
 

@@ -7,13 +7,13 @@ llama.cpp or Ollama usually do not). Retries follow ``RetryPolicy``; failures ar
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, ProviderError
+from ..settings import settings
 from .hosted import HttpConnection, bearer_headers, checked_timeout, post_json
-from .retry import ProviderError, RetryPolicy, retry_policy, with_retries
+from .retry import RetryPolicy, retry_policy, with_retries
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT_S = 60.0
@@ -41,12 +41,12 @@ class ChatClient:
         if not model:
             raise InvalidInputError("an LLM needs a model name")
         timeout = checked_timeout(timeout)
-        base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        base_url = (base_url or settings().openai_base_url or DEFAULT_BASE_URL).rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise InvalidInputError(f"the LLM base URL must be an http(s) URL, got {base_url!r}")
         self.model, self.base_url, self.timeout = model, base_url, timeout
         self.url = f"{base_url}/chat/completions"
-        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        self.api_key = api_key or settings().openai_api_key or None
         if self.api_key is None and base_url == DEFAULT_BASE_URL:
             raise ProviderError(self.provider, "no API key for api.openai.com: pass api_key=... or set OPENAI_API_KEY "
                                                "(or point OPENAI_BASE_URL at another OpenAI-compatible server)")

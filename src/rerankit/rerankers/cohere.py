@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from .hosted import DEFAULT_TIMEOUT_S, HostedReranker, api_key_from_env, first_env, scores_from_items, split_options
-from .retry import ProviderError, ProviderTimeoutError, RetryPolicy, is_retryable_status, parse_retry_after
+from ..settings import settings
+from .hosted import DEFAULT_TIMEOUT_S, HostedReranker, api_key_from_env, scores_from_items, split_options
+from ..errors import ProviderError, ProviderTimeoutError
+from .retry import RetryPolicy, is_retryable_status, parse_retry_after
 
-KEY_ENV = ("CO_API_KEY", "COHERE_API_KEY")
-URL_ENV = ("CO_API_URL",)
 OPTIONS = {"timeout": float, "max_retries": int, "batch_size": int, "max_tokens_per_doc": int}
 
 
@@ -44,8 +44,8 @@ class CohereReranker(HostedReranker):
         except ImportError as exc:
             raise ProviderError(self.provider,
                                 "the cohere SDK is not installed: pip install 'rerankit[cohere]'") from exc
-        self.api_key = api_key_from_env(self.provider, api_key, KEY_ENV)
-        self.base_url = (base_url or first_env(URL_ENV) or "").rstrip("/") or None
+        self.api_key = api_key_from_env(self.provider, api_key, "cohere_api_key")
+        self.base_url = (base_url or settings().cohere_api_url or "").rstrip("/") or None
         self.max_tokens_per_doc = max_tokens_per_doc
         self._sdk: Any = None
 

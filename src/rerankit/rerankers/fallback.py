@@ -14,18 +14,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import InvalidInputError, RerankitError, UnknownSpecError
+from ..errors import FallbackError, InvalidInputError, ProviderError, UnknownSpecError
 from ..types import Document, DocumentInput, RankedResult, normalize_documents, validate_top_k
 from .base import Reranker
-from .retry import ProviderError
 
 log = logging.getLogger("rerankit.fallback")
 
 T = TypeVar("T")
-
-
-class FallbackError(RerankitError):
-    """Every reranker of a fallback chain failed; the message lists each failure."""
 
 
 class FallbackReranker(Reranker):

@@ -4,7 +4,6 @@ the bearer-key JSON rerank APIs (``JsonApiReranker``)."""
 
 from __future__ import annotations
 
-import os
 import threading
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
@@ -13,12 +12,11 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
-from ..errors import InvalidInputError, UnknownSpecError
+from ..errors import InvalidInputError, ProviderError, ProviderTimeoutError, UnknownSpecError
+from ..settings import env_names, settings
 from ..types import Document, DocumentInput, RankedResult, normalize_documents, validate_top_k
 from .base import Reranker, rank_documents
 from .retry import (
-    ProviderError,
-    ProviderTimeoutError,
     RetryPolicy,
     is_retryable_status,
     parse_retry_after,
@@ -29,21 +27,12 @@ from .retry import (
 DEFAULT_TIMEOUT_S = 30.0
 
 
-def api_key_from_env(provider: str, explicit: str | None, names: Sequence[str]) -> str:
-    """``explicit`` or the first of the environment variables ``names`` that is set; else ``ProviderError``."""
-    value = explicit or first_env(names)
+def api_key_from_env(provider: str, explicit: str | None, setting: str) -> str:
+    """``explicit`` or the key the environment holds for ``setting`` (a ``Settings`` field); else ``ProviderError``."""
+    value = explicit or getattr(settings(), setting)
     if value:
         return value
-    raise ProviderError(provider, f"no API key: pass api_key=... or set {' or '.join(names)}")
-
-
-def first_env(names: Sequence[str], default: str | None = None) -> str | None:
-    """The first of the environment variables ``names`` that is set, else ``default``."""
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return default
+    raise ProviderError(provider, f"no API key: pass api_key=... or set {' or '.join(env_names(setting))}")
 
 
 def checked_timeout(timeout: float) -> float:
@@ -237,10 +226,10 @@ class HostedReranker(Reranker):
 class JsonApiReranker(HostedReranker):
     """A rerank API that takes a JSON POST to ``{base URL}/rerank`` with a bearer key and answers
     ``{results_field: [{index, relevance_score}, ...]}`` (Jina, Voyage). A subclass names its provider,
-    environment variables and default base URL, and builds the request body."""
+    settings (environment variables) and default base URL, and builds the request body."""
 
-    key_env: ClassVar[tuple[str, ...]]
-    url_env: ClassVar[tuple[str, ...]]
+    key_setting: ClassVar[str]  # the Settings fields of its API key and base URL
+    url_setting: ClassVar[str]
     default_base_url: ClassVar[str]
     results_field: ClassVar[str] = "results"
 
@@ -257,8 +246,8 @@ class JsonApiReranker(HostedReranker):
         name: str | None = None,
     ) -> None:
         super().__init__(model, timeout=timeout, max_retries=max_retries, retry=retry, batch_size=batch_size, name=name)
-        self.api_key = api_key_from_env(self.provider, api_key, self.key_env)
-        self.url = (base_url or first_env(self.url_env) or self.default_base_url).rstrip("/") + "/rerank"
+        self.api_key = api_key_from_env(self.provider, api_key, self.key_setting)
+        self.url = (base_url or getattr(settings(), self.url_setting) or self.default_base_url).rstrip("/") + "/rerank"
 
     @abstractmethod
     def request_body(self, query: str, texts: list[str]) -> dict[str, Any]:

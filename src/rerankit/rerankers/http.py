@@ -18,13 +18,13 @@ is sent as ``Authorization: Bearer``. Scores are the server's (TEI and rerankit:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
 from ..errors import InvalidInputError, UnknownSpecError
+from ..settings import settings
 from .hosted import (
     DEFAULT_TIMEOUT_S,
     HostedReranker,
@@ -37,7 +37,6 @@ from .hosted import (
 from .retry import RetryPolicy
 
 PROTOCOLS = ("tei", "cohere")
-KEY_ENV = "RERANKIT_HTTP_API_KEY"
 OPTIONS = {"protocol": str, "model": str, "timeout": float, "max_retries": int, "batch_size": int, "raw_scores": bool}
 BATCH = {"tei": 32, "cohere": 1000}
 
@@ -83,7 +82,7 @@ class RemoteReranker(HostedReranker):
                          batch_size=BATCH[self.protocol] if batch_size is None else batch_size,
                          name=name or f"http:{url}")
         self.remote_model, self.raw_scores = model, raw_scores
-        self.api_key = api_key or os.environ.get(KEY_ENV) or None
+        self.api_key = api_key or settings().http_api_key or None
 
     def _call(self, query: str, texts: list[str]) -> np.ndarray:
         headers = bearer_headers(self.api_key)

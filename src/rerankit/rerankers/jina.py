@@ -19,8 +19,7 @@ class JinaReranker(JsonApiReranker):
 
     provider = "jina"
     max_batch = 1000
-    key_env = ("JINA_API_KEY",)
-    url_env = ("JINA_API_URL",)
+    key_setting, url_setting = "jina_api_key", "jina_api_url"
     default_base_url = "https://api.jina.ai/v1"
 
     def request_body(self, query: str, texts: list[str]) -> dict[str, Any]:

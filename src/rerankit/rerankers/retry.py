@@ -1,4 +1,4 @@
-"""Provider errors and retries: exponential backoff on 429, 5xx and timeouts, honouring ``Retry-After``."""
+"""Retries of provider calls (the errors are in ``rerankit.errors``): exponential backoff on 429, 5xx and timeouts, honouring ``Retry-After``."""
 
 from __future__ import annotations
 
@@ -10,35 +10,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from ..errors import RerankitError
+from ..errors import ProviderError
 
 log = logging.getLogger("rerankit.hosted")
 
 T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
-
-
-class ProviderError(RerankitError):
-    """A hosted API or remote server that failed: names the ``provider`` and the HTTP ``status`` (None when
-    no answer came back). ``retryable`` errors (429, 5xx, timeouts, lost connections) are retried first."""
-
-    def __init__(
-        self,
-        provider: str,
-        message: str,
-        status: int | None = None,
-        *,
-        retryable: bool = False,
-        retry_after: float | None = None,
-    ) -> None:
-        self.provider, self.status, self.retryable, self.retry_after = provider, status, retryable, retry_after
-        self.detail = message
-        super().__init__(f"{provider}: HTTP {status}: {message}" if status is not None else f"{provider}: {message}")
-
-
-class ProviderTimeoutError(ProviderError):
-    """The provider did not answer within the timeout."""
 
 
 def is_retryable_status(status: int) -> bool:

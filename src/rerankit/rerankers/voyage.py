@@ -21,8 +21,7 @@ class VoyageReranker(JsonApiReranker):
 
     provider = "voyage"
     max_batch = 1000
-    key_env = ("VOYAGE_API_KEY",)
-    url_env = ("VOYAGE_API_URL",)
+    key_setting, url_setting = "voyage_api_key", "voyage_api_url"
     default_base_url = "https://api.voyageai.com/v1"
     results_field = "data"
 

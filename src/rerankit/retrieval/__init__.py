@@ -2,7 +2,8 @@
 
 from .base import Hit, RerankedHit, Retriever, retrieve_and_rerank
 from .bm25 import BM25, BM25Retriever
-from .dense import DenseRetriever, Embedder, EmbeddingServiceError, LocalEmbedder, OpenAIEmbedder
+from ..errors import EmbeddingServiceError
+from .dense import DenseRetriever, Embedder, LocalEmbedder, OpenAIEmbedder
 from .hybrid import HybridRetriever, rrf
 from .index import Index, build_index, load_index, read_manifest
 from .sources import load_passages

@@ -12,15 +12,11 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..encoders import DEFAULT_BI_ENCODER
-from ..errors import InvalidInputError, RerankitError
+from ..errors import EmbeddingServiceError, InvalidInputError
 from ..types import Document, normalize_query
 from .base import Hit, hits_from_scores, top_k, validate_k
 
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts in all)
-
-
-class EmbeddingServiceError(RerankitError):
-    """An embeddings endpoint that failed, could not be reached, or answered something unusable."""
 
 
 @runtime_checkable

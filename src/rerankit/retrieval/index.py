@@ -25,7 +25,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -49,7 +48,6 @@ FORMAT_VERSION = 1
 CURRENT_FILE, VERSIONS_DIR, LOCK_FILE = "CURRENT", "versions", ".lock"
 STAGING_PREFIX = ".staging-"
 PASSAGES_FILE, BM25_DIR, EMBEDDINGS_FILE, MANIFEST_FILE = "passages.jsonl", "bm25", "embeddings.npy", "manifest.json"
-TEST_PAUSE_ENV = "RERANKIT_INDEX_TEST_PAUSE"
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]*$")
 
 
@@ -92,23 +90,6 @@ def _build_lock(root: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _test_pause(stage: str) -> None:
-    """Test hook. With ``RERANKIT_INDEX_TEST_PAUSE="STAGE:MARKER"`` a build that reaches ``STAGE`` writes
-    its pid to the file ``MARKER`` and sleeps (up to 2 minutes), so a test can SIGKILL it at a known point:
-
-    - ``staging``: passages and BM25 are in the staging folder; embeddings, manifest, switch not done yet;
-    - ``switch``: the new version is complete in ``versions/<id>``, ``CURRENT`` still names the old one.
-    """
-    spec = os.environ.get(TEST_PAUSE_ENV, "")
-    wanted, _, marker = spec.partition(":")
-    if wanted != stage or not marker:
-        return
-    Path(marker).write_text(str(os.getpid()))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def _read_current(root: Path) -> str | None:
@@ -192,7 +173,6 @@ def build_index(
             _write_passages(staging / PASSAGES_FILE, docs)
             bm25 = BM25().index([d.full_text for d in docs])
             bm25.save(staging / BM25_DIR)
-            _test_pause("staging")
             embedding_info = None
             if dense:
                 assert embedder is not None
@@ -219,7 +199,6 @@ def build_index(
             _fsync_tree(staging)
             os.rename(staging, final)
             _fsync_dir(root / VERSIONS_DIR)
-            _test_pause("switch")
             atomic_write_text(root / CURRENT_FILE, version + "\n")  # the switch
             _fsync_dir(root)
         except BaseException:

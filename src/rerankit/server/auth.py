@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..errors import InvalidInputError
+from ..settings import settings
 from .errors import FORBIDDEN, UNAUTHORIZED, ApiError
 
 KEYS_ENV = "RERANKIT_API_KEYS"
@@ -28,11 +28,11 @@ def read_keys_file(path: str | Path) -> list[str]:
 def collect_keys(keys: Iterable[str] = (), keys_file: str | Path | None = None,
                  environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The union of ``keys``, the file's keys and the comma-separated ``$RERANKIT_API_KEYS`` (in that order)."""
-    environ = os.environ if environ is None else environ
     found = [k.strip() for k in keys if k and k.strip()]
     if keys_file:
         found += read_keys_file(keys_file)
-    found += [k.strip() for k in environ.get(KEYS_ENV, "").split(",") if k.strip()]
+    listed = settings().api_keys if environ is None else environ.get(KEYS_ENV, "")
+    found += [k.strip() for k in listed.split(",") if k.strip()]
     return tuple(dict.fromkeys(found))
 
 

@@ -32,7 +32,9 @@ def app_from_env():
     """The uvicorn factory of each worker process: the app for the config in ``$RERANKIT_SERVE_CONFIG``."""
     from .app import create_app
 
-    return create_app(ServerConfig.from_json(os.environ[CONFIG_ENV]))
+    from ..settings import settings
+
+    return create_app(ServerConfig.from_json(settings().serve_config or ""))
 
 
 def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
