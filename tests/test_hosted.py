@@ -6,20 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_hosted_support import (
-    Reply,
-    cohere_like,
-    scripted,
-    stand_in,
-    tei_like,
-    voyage_like,
-)
+from test_hosted_support import Reply, cohere_like, scripted, stand_in, tei_like, voyage_like
 from test_server_support import free_port, running_server, tiny_reranker  # noqa: F401
 
 from rerankit import ProviderError, ProviderTimeoutError, RetryPolicy, load_reranker
 from rerankit.errors import InvalidInputError, UnknownSpecError
-from rerankit.rerankers.hosted import HttpConnection
-from rerankit.rerankers.retry import parse_retry_after, retry_policy, with_retries
+from rerankit.http_client import HttpConnection, parse_retry_after, retry_policy, with_retries
 from rerankit.server import ServerConfig, create_app
 from rerankit.server.config import ModelSpec
 

@@ -7,8 +7,7 @@ import stat
 
 import pytest
 
-from rerankit.engine.cache import write_atomically
-from rerankit.io import atomic_write_json, atomic_write_text, file_mode_for
+from rerankit.io import atomic_write_json, atomic_write_text, file_mode_for, write_atomically
 
 
 @pytest.fixture

@@ -175,7 +175,7 @@ def test_ask_with_an_llm(tmp_path, tiny_docs, tiny_cross_encoder_dir, capsys, mo
 
 def test_ask_errors_are_one_line(tmp_path, tiny_docs, tiny_cross_encoder_dir, capsys, monkeypatch):
     code, _, err = run_cli_captured(["ask", "q", "-k", "0"], capsys)
-    assert code == 2 and err.startswith("error: -k must be >= 1")
+    assert code == 2 and err.startswith("error: -k must be a positive integer")
     code, _, err = run_cli_captured(["ask", "q", "--index", str(tmp_path / "missing")], capsys)
     assert code == 2 and err.startswith("error: no index at")
     index = build_index(tiny_docs, tmp_path / "ix", dense=False)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rerankit.errors import DataFormatError, InvalidInputError, RerankitError
+from rerankit.http_client import RetryPolicy
 from rerankit.rerankers.base import Reranker
 from rerankit.retrieval import (
     BM25Retriever,
@@ -241,11 +242,15 @@ class _EmbeddingsHandler(BaseHTTPRequestHandler):
 
     requests: list[dict] = []
     fail_with: int | None = None
+    failures_left: int | None = None  # with fail_with: fail this many requests, then answer
 
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        if type(self).fail_with:
+        failing = type(self).fail_with and (type(self).failures_left is None or type(self).failures_left > 0)
+        if failing and type(self).failures_left is not None:
+            type(self).failures_left -= 1
+        if failing:
             payload, status = b'{"error": {"message": "model overloaded"}}', type(self).fail_with
         else:
             vectors = FakeEmbedder().embed(body["input"]) * 3.0  # not normalized: the client must normalize
@@ -298,16 +303,27 @@ def test_openai_embedder_http_error_names_status(embeddings_server) -> None:
     url, handler = embeddings_server
     handler.fail_with = 503
     with pytest.raises(EmbeddingServiceError, match=r"HTTP 503: .*model overloaded") as info:
-        OpenAIEmbedder(url).embed(["hello"])
-    assert isinstance(info.value, RerankitError)
+        OpenAIEmbedder(url, retry=RetryPolicy(max_retries=1, base_delay=0.0)).embed(["hello"])
+    assert isinstance(info.value, RerankitError) and len(handler.requests) == 2  # retried once, then raised
+
+
+def test_openai_embedder_retries_a_busy_server(embeddings_server) -> None:
+    url, handler = embeddings_server
+    handler.fail_with, handler.failures_left = 429, 2
+    waits: list[float] = []
+    embedder = OpenAIEmbedder(url, retry=RetryPolicy(max_retries=3, base_delay=0.01, sleep=waits.append))
+    assert embedder.embed(["hello", "world"]).shape == (2, 26)
+    assert len(handler.requests) == 3 and len(waits) == 2
+    with pytest.raises(InvalidInputError):
+        OpenAIEmbedder(url, timeout=0)
 
 
 def test_openai_embedder_unreachable_server() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(EmbeddingServiceError, match="failed"):
-        OpenAIEmbedder(f"http://127.0.0.1:{port}", timeout=2).embed(["hello"])
+    with pytest.raises(EmbeddingServiceError, match="failed.*cannot reach"):
+        OpenAIEmbedder(f"http://127.0.0.1:{port}", timeout=2, max_retries=0).embed(["hello"])
     with pytest.raises(InvalidInputError):
         OpenAIEmbedder("localhost:8000")
 

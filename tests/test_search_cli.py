@@ -105,14 +105,14 @@ def test_index_build_from_folder(tmp_path: Path, capsys) -> None:
     [
         (["search", "{ix}", "   "], "query is empty"),
         (["search", "{tmp}/missing", "cats"], "no index at"),
-        (["search", "{ix}", "cats", "-k", "0"], "-k must be >= 1"),
-        (["search", "{ix}", "cats", "-n", "0", "--rerank", "bi-encoder"], "-n must be >= 1"),
+        (["search", "{ix}", "cats", "-k", "0"], "-k must be a positive integer"),
+        (["search", "{ix}", "cats", "-n", "0", "--rerank", "bi-encoder"], "-n must be a positive integer"),
         (["search", "{ix}", "cats", "--mode", "sparse"], "--mode must be one of"),
         (["search", "{ix}", "cats", "--mode", "dense"], "no embeddings"),
         (["search", "{ix}", "cats", "--rerank", "no-such-spec"], "unknown reranker spec"),
         (["index", "build", "{tmp}/nothing.jsonl", "--out", "{tmp}/o"], "source not found"),
         (["index", "build", "{tmp}/bad.jsonl", "--out", "{tmp}/o"], "bad.jsonl:2: invalid JSON"),
-        (["index", "build", "{tmp}/bad.jsonl", "--out", "{tmp}/o", "--chunk-words", "0"], "--chunk-words must be >= 1"),
+        (["index", "build", "{tmp}/bad.jsonl", "--out", "{tmp}/o", "--chunk-words", "0"], "--chunk-words must be a positive integer"),
         (["index", "info", "{tmp}"], "no CURRENT file"),
     ],
 )

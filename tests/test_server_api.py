@@ -160,7 +160,7 @@ BAD = [
     ("/v2/rerank", {**V2, "top_n": 0}, 400, "top_n must be between 1 and 20"),
     ("/v2/rerank", {**V2, "top_n": -5}, 400, "top_n must be between 1 and 20"),
     ("/v2/rerank", {**V2, "top_n": 10**30}, 400, "--max-documents"),
-    ("/v2/rerank", {**V2, "max_tokens_per_doc": 0}, 400, "max_tokens_per_doc must be >= 1"),
+    ("/v2/rerank", {**V2, "max_tokens_per_doc": 0}, 400, "max_tokens_per_doc must be a positive integer"),
     ("/v2/rerank", {**V2, "documents": []}, 400, "`documents` cannot be empty"),
     ("/v2/rerank", {**V2, "query": "   "}, 400, "query must not be empty"),
     ("/v2/rerank", {**V2, "documents": ["d"] * 21}, 400, "limit of 20 per request (--max-documents)"),

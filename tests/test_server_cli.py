@@ -24,7 +24,7 @@ TESTS = Path(__file__).resolve().parent
     (["--model", "a=default", "--model", "a=bi-encoder"], "--model names must be unique"),
     (["--model", "a="], "empty spec"),
     (["--max-documents", "0"], "--max-documents must be a positive integer"),
-    (["--workers", "0"], "--workers must be >= 1"),
+    (["--workers", "0"], "--workers must be a positive integer"),
     (["--api-keys-file", "/no/such/keys.txt"], "cannot read API keys file"),
     (["--port", "70000"], "--port must be between 0 and 65535"),
 ])

@@ -14,10 +14,10 @@ from .errors import (
     RerankitError,
     UnknownSpecError,
 )
+from .http_client import RetryPolicy
 from .pipeline import Answer, ChatAnswerer, ExtractiveAnswerer, Pipeline, Source
 from .rerankers import Reranker, load_reranker, register
 from .rerankers.fallback import FallbackReranker
-from .rerankers.retry import RetryPolicy
 from .types import Document, RankedResult
 from .version import __version__
 

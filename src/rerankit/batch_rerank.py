@@ -27,18 +27,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .datasets import (
-    Run,
-    format_trec_run,
-    read_corpus_jsonl,
-    read_queries_jsonl,
-    read_trec_run,
-)
+from .datasets import Run, format_trec_run, read_corpus_jsonl, read_queries_jsonl, read_trec_run
 from .engine.cache import files_fingerprint
 from .errors import DataFormatError, InvalidInputError
 from .io import atomic_write_json, atomic_write_text
-from .retrieval.base import validate_k
 from .types import Document
+from .validation import positive_int
 
 JOB_FILE = "job.json"
 JOB_FORMAT = "rerankit-rerank-run-v1"
@@ -214,8 +208,8 @@ def rerank_run_file(
     """
     from .evaluation.first_stage import resolve_data_dir, resolve_run_path
 
-    depth, batch_queries, workers = (validate_k(depth, "depth"), validate_k(batch_queries, "batch_queries"),
-                                     validate_k(workers, "workers"))
+    depth, batch_queries, workers = (positive_int(depth, "depth"), positive_int(batch_queries, "batch_queries"),
+                                     positive_int(workers, "workers"))
     folder = resolve_data_dir(collection)
     run_file = resolve_run_path(folder, run_path)
     for name in ("corpus.jsonl", "queries.jsonl"):
@@ -225,7 +219,7 @@ def rerank_run_file(
     if out.is_dir():
         raise InvalidInputError(f"{out} is a folder; --out takes a file path")
     cpus = cpus_per_worker or max(1, (os.cpu_count() or 1) // workers)
-    validate_k(cpus, "cpus_per_worker")
+    positive_int(cpus, "cpus_per_worker")
     job = {"format": JOB_FORMAT, "run": files_fingerprint([run_file]),
            "corpus": files_fingerprint([folder / "corpus.jsonl"]), "queries": files_fingerprint([folder / "queries.jsonl"]),
            "spec": spec, "depth": depth,

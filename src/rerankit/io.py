@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,26 +72,56 @@ def file_mode_for(path: Path) -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over it.
+def fsync_dir(folder: str | Path) -> None:
+    """fsync a folder, so that the entries renamed into it survive a crash (a no-op where folders cannot
+    be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
 
-    The file gets the mode a plain ``open(path, "w")`` would give it (an existing file keeps its
-    own), not the owner-only mode of the temporary file.
-    """
+
+def fsync_tree(folder: str | Path) -> None:
+    """fsync every file below ``folder``, then every folder bottom-up (so the entries are durable too)."""
+    for dirpath, _, filenames in os.walk(folder, topdown=False):
+        for name in filenames:
+            with open(os.path.join(dirpath, name), "rb") as handle:
+                os.fsync(handle.fileno())
+        fsync_dir(dirpath)
+
+
+def write_atomically(path: str | Path, produce: Callable[[Path], None]) -> Path:
+    """Call ``produce(tmp)`` to write a temporary file beside ``path``, then fsync it, rename it over ``path``
+    and fsync the folder: a reader sees the old file or the whole new one, never a part, and a crash leaves
+    at most a ``.NAME.*.tmp`` file. The file gets the mode a plain ``open(path, "w")`` would give it (an
+    existing file keeps its own), not the owner-only mode of the temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = file_mode_for(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        produce(tmp)
+        os.chmod(tmp, file_mode_for(path))
+        with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """``data`` written to ``path`` atomically (``write_atomically``)."""
+    write_atomically(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

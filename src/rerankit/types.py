@@ -97,12 +97,3 @@ def normalize_documents(documents: Any) -> list[Document]:
     return [normalize_document(d, i) for i, d in enumerate(documents)]
 
 
-def validate_top_k(top_k: Any) -> int | None:
-    """``None`` or a positive int; anything else raises ``InvalidInputError``."""
-    if top_k is None:
-        return None
-    if isinstance(top_k, bool) or not isinstance(top_k, int):
-        raise InvalidInputError(f"top_k must be a positive integer or None, got {top_k!r}")
-    if top_k < 1:
-        raise InvalidInputError(f"top_k must be >= 1, got {top_k}")
-    return top_k

@@ -10,6 +10,7 @@ import typer
 
 from ..errors import InvalidInputError
 from ..types import normalize_query
+from ..validation import positive_int
 from .app import app, snippet
 
 SNIPPET_CHARS = 160
@@ -44,8 +45,7 @@ def ask(
 
     question = normalize_query(question)
     for option, value in (("-k", k), ("-n", candidates), ("--sentences", sentences)):
-        if value < 1:
-            raise InvalidInputError(f"{option} must be >= 1, got {value}")
+        positive_int(value, option)
     if index_dir is None:
         if mode is not None:
             raise InvalidInputError("--mode needs --index (the demo corpus uses hybrid retrieval)")

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..validation import positive_int
 from .app import app
 
 
@@ -35,8 +36,8 @@ def bench_command(
     from ..engine.bench import bench_engine, bench_sentence_transformers, corpus_passages, demo_passages
     from ..engine.hardware import describe
     from ..engine.modules import detect_kind
-    from ..rerankers.cross_encoder import trained_max_length
     from ..errors import InvalidInputError
+    from ..rerankers.cross_encoder import trained_max_length
     from ..rerankers.registry import default_model_path
 
     folder = str(default_model_path()) if model == "default" else model
@@ -44,8 +45,11 @@ def bench_command(
         counts = [int(s) for s in sizes.split(",") if s.strip()]
     except ValueError as exc:
         raise InvalidInputError(f"--sizes must be comma-separated integers, got {sizes!r}") from exc
-    if not counts or min(counts) < 1 or repeats < 1:
-        raise InvalidInputError("--sizes needs positive integers and --repeats must be >= 1")
+    if not counts:
+        raise InvalidInputError(f"--sizes needs at least one number, got {sizes!r}")
+    for count in counts:
+        positive_int(count, "each of --sizes")
+    positive_int(repeats, "--repeats")
     names = available_backends() if backends == "all" else [b.strip() for b in backends.split(",") if b.strip()]
     demo_query, passages = demo_passages()
     if corpus:

@@ -11,14 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..encoders import DEFAULT_BI_ENCODER
-from ..errors import InvalidInputError
+from ..validation import positive_int
 from .app import index_app
-
-
-def _positive(value: int, name: str, minimum: int = 1) -> int:
-    if value < minimum:
-        raise InvalidInputError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 @index_app.command("build")
@@ -35,8 +29,8 @@ def build(
     """Read passages from SOURCE and build a BM25 (+ dense) index in --out."""
     from ..retrieval import build_index, load_passages, read_manifest
 
-    _positive(chunk_words, "--chunk-words")
-    _positive(overlap_words, "--overlap-words", minimum=0)
+    positive_int(chunk_words, "--chunk-words")
+    positive_int(overlap_words, "--overlap-words", minimum=0)
     console, err = Console(), Console(stderr=True)
     start = time.perf_counter()
     passages = load_passages(source, chunk_words=chunk_words, overlap_words=overlap_words)

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from ..errors import InvalidInputError
 from ..types import normalize_query
+from ..validation import positive_int
 from .app import app, snippet
 
 SNIPPET_CHARS = 120
@@ -37,10 +38,7 @@ def search(
     from ..retrieval import load_index, retrieve_and_rerank
     from ..retrieval.base import MODES
 
-    if k < 1:
-        raise InvalidInputError(f"-k must be >= 1, got {k}")
-    if candidates < 1:
-        raise InvalidInputError(f"-n must be >= 1, got {candidates}")
+    positive_int(k, "-k"), positive_int(candidates, "-n")
     if mode is not None and mode not in MODES:
         raise InvalidInputError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     query = normalize_query(query)

@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..io import write_atomically
 from .backend import BACKENDS, backend_available
-from .cache import cache_root, model_fingerprint, write_atomically
+from .cache import cache_root, model_fingerprint
 from .hardware import cpu_flags, engine_threads, has_amx, has_avx512_bf16
 
 VERDICT_VERSION = "2"  # 2: probe of web-passage lengths

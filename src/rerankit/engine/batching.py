@@ -11,13 +11,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..validation import positive_int
 
 
 def pack_by_tokens(lengths: Sequence[int], token_budget: int, max_batch: int = 256) -> list[np.ndarray]:
     """Index arrays of the batches, longest sequences first; every index appears once."""
-    if token_budget < 1 or max_batch < 1:
-        raise InvalidInputError("token_budget and max_batch must be >= 1")
+    positive_int(token_budget, "token_budget"), positive_int(max_batch, "max_batch")
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")
     batches: list[np.ndarray] = []

@@ -10,13 +10,8 @@ either no entry or a complete one, and a killed export leaves only a ``.tmp`` fi
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-
-from ..io import file_mode_for
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -48,36 +43,6 @@ def model_fingerprint(folder: str | Path, extra: str = "") -> str:
         p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES
     )
     return files_fingerprint(files, extra)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(target: Path, produce: Callable[[Path], None]) -> Path:
-    """Call ``produce(tmp_path)`` to write a file, then fsync it and ``os.replace`` it onto ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        produce(tmp)
-        os.chmod(tmp, file_mode_for(target))
-        with tmp.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
 
 
 def remove_stale_temporaries(folder: Path, older_than_s: float = 3600.0) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import InvalidInputError
+from ..validation import positive_int
 
 LongDocs = Literal["max", "first", "mean"]
 
@@ -126,8 +127,7 @@ class InputBuilder:
             raise InvalidInputError(f"long_docs must be 'max', 'first' or 'mean', got {self.long_docs!r}")
         if self.max_length - self.layout.fixed < 8:
             raise InvalidInputError(f"max_length {self.max_length} leaves no room for the query and document")
-        if self.stride < 0 or self.max_windows < 1:
-            raise InvalidInputError("stride must be >= 0 and max_windows >= 1")
+        positive_int(self.stride, "stride", minimum=0), positive_int(self.max_windows, "max_windows")
 
     def build(self, queries: Sequence[str], pairs: Sequence[tuple[int, str]]) -> list[Window]:
         """Windows for every pair, grouped by pair in pair order."""

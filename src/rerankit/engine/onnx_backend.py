@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import cache_root, model_fingerprint, remove_stale_temporaries, write_atomically
+from ..io import write_atomically
+from .cache import cache_root, model_fingerprint, remove_stale_temporaries
 from .hardware import engine_threads, has_vnni
 from .modules import ModelInfo, build_module, input_names
 

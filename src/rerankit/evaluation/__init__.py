@@ -14,14 +14,8 @@ from pathlib import Path
 from ..datasets import Qrels, Run, read_corpus_jsonl, read_qrels, read_queries_jsonl
 from ..errors import DataFormatError, InvalidInputError
 from ..rerankers.base import Reranker
-from .first_stage import (
-    bm25_run,
-    bm25_run_for_folder,
-    load_run,
-    resolve_data_dir,
-    resolve_qrels_path,
-    resolve_run_path,
-)
+from ..validation import positive_int
+from .first_stage import bm25_run, bm25_run_for_folder, load_run, resolve_data_dir, resolve_qrels_path, resolve_run_path
 from .metrics import EvalResult, default_measures, evaluate, to_ir_measure, trec_order
 from .plots import render_png, write_plot
 from .report import Report
@@ -62,9 +56,7 @@ def select_queries(qrels: Qrels, queries: dict[str, str] | None, max_queries: in
     order = [q for q in (queries or {}) if q in judged]
     order += sorted(judged - set(order))
     if max_queries is not None:
-        if isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1:
-            raise InvalidInputError(f"max_queries must be a positive integer, got {max_queries!r}")
-        order = order[:max_queries]
+        order = order[:positive_int(max_queries, "max_queries")]
     return order
 
 
@@ -92,10 +84,7 @@ def evaluate_folder(
     in the run are averaged (trec_eval's default); ``Report.missing_queries`` lists the others.
     """
     say = log or (lambda _msg: None)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise InvalidInputError(f"depth must be a positive integer, got {depth!r}")
-    if isinstance(rel_threshold, bool) or not isinstance(rel_threshold, int) or rel_threshold < 1:
-        raise InvalidInputError(f"rel_threshold must be an integer >= 1, got {rel_threshold!r}")
+    positive_int(depth, "depth"), positive_int(rel_threshold, "rel_threshold")
     # Resolve and read every input (and load the reranker) before any work or output, so that a
     # bad input fails fast with a single error.
     folder = resolve_data_dir(data_dir)

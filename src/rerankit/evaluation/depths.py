@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..io import atomic_write_bytes, atomic_write_json
+from ..validation import positive_int
 from ..rerankers.base import Reranker
 from .report import Report
 from .significance import ALPHA, paired_test
@@ -95,8 +96,9 @@ def parse_depths(text: str | Sequence[int]) -> list[int]:
         depths = sorted({int(str(x).strip()) for x in items if str(x).strip()})
     except ValueError as exc:
         raise InvalidInputError(f"depths must be comma-separated positive integers, got {text!r}") from exc
-    if not depths or depths[0] < 1:
+    if not depths:
         raise InvalidInputError(f"depths must be comma-separated positive integers, got {text!r}")
+    positive_int(depths[0], "each depth")
     return depths
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..datasets import Run, read_corpus_jsonl, read_trec_run
 from ..errors import DataFormatError, InvalidInputError
 from ..types import Document
+from ..validation import positive_int
 
 BUNDLED_BM25_RUN = Path("runs") / "bm25.top100.trec"
 QRELS_CANDIDATES = (Path("qrels") / "test-full.tsv", Path("qrels") / "test.tsv")
@@ -73,8 +74,7 @@ def bm25_run(
     """
     from ..retrieval.bm25 import BM25
 
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise InvalidInputError(f"depth must be a positive integer, got {depth!r}")
+    positive_int(depth, "depth")
     if not corpus:
         raise InvalidInputError("cannot run BM25 over an empty corpus")
     ids = [doc.id if doc.id is not None else str(i) for i, doc in enumerate(corpus)]

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..datasets import Qrels, Run
 from ..errors import InvalidInputError
+from ..validation import positive_int
 
 DEFAULT_DEPTH = 100
 
@@ -151,8 +152,7 @@ def evaluate(
     """
     import ir_measures
 
-    if isinstance(rel_threshold, bool) or not isinstance(rel_threshold, int) or rel_threshold < 1:
-        raise InvalidInputError(f"rel_threshold must be an integer >= 1, got {rel_threshold!r}")
+    positive_int(rel_threshold, "rel_threshold")
     _validate(run, "run", "score")
     _validate(qrels, "qrels", "grade")
     if isinstance(measures, str):

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from ..datasets import Run
-from ..errors import DataFormatError, InvalidInputError, RerankitError
+from ..errors import DataFormatError, RerankitError
 from ..rerankers.base import Reranker
 from ..types import Document
+from ..validation import positive_int
 from .metrics import trec_order
 
 
@@ -148,8 +149,7 @@ def rerank_run(
     """
     from tqdm.auto import tqdm
 
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise InvalidInputError(f"depth must be a positive integer, got {depth!r}")
+    positive_int(depth, "depth")
     missing = sorted(q for q in run if q not in queries)
     if missing:
         raise DataFormatError(f"{len(missing)} run queries have no text, e.g. query id {missing[0]!r}")

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import InvalidInputError
 from ..rerankers.base import Reranker
 from ..types import Document, normalize_query
+from ..validation import positive_int
 from .text import clean_citations
 
 if TYPE_CHECKING:  # importing rerankit.retrieval loads BM25 and friends: only when used
     from ..retrieval.base import Retriever
-
-
-def validate_k(k: Any, name: str) -> int:
-    """A positive int, else ``InvalidInputError``."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {k!r}")
-    return k
 
 
 @runtime_checkable
@@ -91,12 +85,12 @@ class Pipeline:
 
             answerer = ExtractiveAnswerer(reranker if is_local_reranker(reranker) else None)
         self.retriever, self.reranker, self.answerer = retriever, reranker, answerer
-        self.candidates, self.top_k = validate_k(candidates, "candidates"), validate_k(top_k, "top_k")
+        self.candidates, self.top_k = positive_int(candidates, "candidates"), positive_int(top_k, "top_k")
 
     def _ranked(self, question: str, candidates: int | None, top_k: int | None) -> tuple[list[Source], int]:
         question = normalize_query(question)
-        n = validate_k(self.candidates if candidates is None else candidates, "candidates")
-        k = validate_k(self.top_k if top_k is None else top_k, "top_k")
+        n = positive_int(self.candidates if candidates is None else candidates, "candidates")
+        k = positive_int(self.top_k if top_k is None else top_k, "top_k")
         hits = self.retriever.search(question, max(n, k) if self.reranker is not None else k)
         if self.reranker is None or not hits:
             return [Source(i + 1, h.document, h.score, h.rank, h.score) for i, h in enumerate(hits[:k])], len(hits)

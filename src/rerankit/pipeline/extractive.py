@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import InvalidInputError
 from ..rerankers.base import Reranker
 from ..types import Document
+from ..validation import positive_int
 from .text import split_sentences
 
 NO_ANSWER = "The passages do not contain an answer to this question."
@@ -29,8 +29,7 @@ class ExtractiveAnswerer:
         min_score: float | None = None,
         min_relative: float | None = 0.1,
     ) -> None:
-        if max_sentences < 1:
-            raise InvalidInputError(f"max_sentences must be >= 1, got {max_sentences}")
+        positive_int(max_sentences, "max_sentences")
         self._reranker = reranker
         self.max_sentences, self.min_words, self.min_score = max_sentences, min_words, min_score
         self.min_relative = min_relative

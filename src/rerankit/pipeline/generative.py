@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..http_client import RetryPolicy
 from ..rerankers.chat import ChatClient, Message
-from ..rerankers.retry import RetryPolicy
 from ..types import Document
 
 SYSTEM_PROMPT = (

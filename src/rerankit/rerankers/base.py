@@ -8,7 +8,8 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from ..types import Document, DocumentInput, RankedResult, normalize_documents, normalize_query, validate_top_k
+from ..types import Document, DocumentInput, RankedResult, normalize_documents, normalize_query
+from ..validation import validate_top_k
 
 ScoreKind = Literal["probability", "logit", "similarity", "provider"]
 

@@ -11,9 +11,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import InvalidInputError, ProviderError
+from ..http_client import (
+    HttpConnection,
+    RetryPolicy,
+    bearer_headers,
+    checked_timeout,
+    post_json,
+    retry_policy,
+    with_retries,
+)
 from ..settings import settings
-from .hosted import HttpConnection, bearer_headers, checked_timeout, post_json
-from .retry import RetryPolicy, retry_policy, with_retries
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT_S = 60.0

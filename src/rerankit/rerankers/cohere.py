@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ProviderError, ProviderTimeoutError
+from ..http_client import RetryPolicy, is_retryable_status, parse_retry_after
 from ..settings import settings
 from .hosted import DEFAULT_TIMEOUT_S, HostedReranker, api_key_from_env, scores_from_items, split_options
-from ..errors import ProviderError, ProviderTimeoutError
-from .retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 OPTIONS = {"timeout": float, "max_retries": int, "batch_size": int, "max_tokens_per_doc": int}
 

@@ -36,7 +36,8 @@ from ..engine.tokenizer import load_tokenizer
 from ..errors import InvalidInputError
 from ..loading import LOCAL_ALTERNATIVES, activation_from_config, resolve_model_source
 from ..scores import logits_to_scores
-from ..types import Document, DocumentInput, RankedResult, normalize_documents, normalize_query, validate_top_k
+from ..types import Document, DocumentInput, RankedResult, normalize_documents, normalize_query
+from ..validation import positive_int, validate_top_k
 from .base import Reranker, order_by_score
 
 DEFAULT_TOKEN_BUDGET = 8192
@@ -122,8 +123,8 @@ class CrossEncoderReranker(Reranker):
         name: str | None = None,
     ) -> None:
         for label, value in (("token_budget", token_budget), ("max_batch", max_batch), ("batch_size", batch_size)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise InvalidInputError(f"{label} must be a positive integer, got {value!r}")
+            if value is not None:
+                positive_int(value, label)
         backend = backend_for(backend, device, dtype)
         self.device = device
         folder = Path(resolve_model_source(str(model)))

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import FallbackError, InvalidInputError, ProviderError, UnknownSpecError
-from ..types import Document, DocumentInput, RankedResult, normalize_documents, validate_top_k
+from ..types import Document, DocumentInput, RankedResult, normalize_documents
+from ..validation import validate_top_k
 from .base import Reranker
 
 log = logging.getLogger("rerankit.fallback")

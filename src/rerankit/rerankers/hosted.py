@@ -12,17 +12,20 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
-from ..errors import InvalidInputError, ProviderError, ProviderTimeoutError, UnknownSpecError
-from ..settings import env_names, settings
-from ..types import Document, DocumentInput, RankedResult, normalize_documents, validate_top_k
-from .base import Reranker, rank_documents
-from .retry import (
+from ..errors import ProviderError, UnknownSpecError
+from ..http_client import (
+    HttpConnection,
     RetryPolicy,
-    is_retryable_status,
-    parse_retry_after,
+    bearer_headers,
+    checked_timeout,
+    post_json,
     retry_policy,
     with_retries,
 )
+from ..settings import env_names, settings
+from ..types import Document, DocumentInput, RankedResult, normalize_documents
+from ..validation import positive_int, validate_top_k
+from .base import Reranker, rank_documents
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -33,18 +36,6 @@ def api_key_from_env(provider: str, explicit: str | None, setting: str) -> str:
     if value:
         return value
     raise ProviderError(provider, f"no API key: pass api_key=... or set {' or '.join(env_names(setting))}")
-
-
-def checked_timeout(timeout: float) -> float:
-    """``timeout`` in seconds as a float; ``InvalidInputError`` unless it is > 0."""
-    if not timeout or timeout <= 0:
-        raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
-    return float(timeout)
-
-
-def bearer_headers(api_key: str | None) -> dict[str, str]:
-    """``Authorization: Bearer KEY``, or no headers without a key."""
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def split_options(arg: str, allowed: Mapping[str, type]) -> tuple[str, dict[str, Any]]:
@@ -70,41 +61,6 @@ def convert_option(key: str, value: str, kind: type) -> Any:
         return kind(value)
     except ValueError as exc:
         raise UnknownSpecError(f"option {key}={value!r} is not a valid {kind.__name__}") from exc
-
-
-def error_text(response: Any, limit: int = 300) -> str:
-    """The message of an error answer (``message``/``error``/``detail`` of a JSON body, else the text)."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, Mapping):
-        for key in ("message", "error", "detail"):
-            if body.get(key):
-                value = body[key]
-                return str(value.get("message", value) if isinstance(value, Mapping) else value)[:limit]
-    return " ".join(response.text.split())[:limit] or response.reason_phrase
-
-
-def post_json(client: Any, provider: str, url: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> Any:
-    """POST ``body`` as JSON and return the decoded answer; every failure becomes a ``ProviderError``."""
-    import httpx
-
-    try:
-        response = client.post(url, json=body, headers=dict(headers))
-    except httpx.TimeoutException as exc:
-        raise ProviderTimeoutError(provider, f"no answer from {url} within the timeout ({type(exc).__name__})",
-                                   retryable=True) from exc
-    except httpx.TransportError as exc:
-        raise ProviderError(provider, f"cannot reach {url}: {type(exc).__name__}: {exc}", retryable=True) from exc
-    if not 200 <= response.status_code < 300:
-        status = response.status_code
-        raise ProviderError(provider, f"{url}: {error_text(response)}", status,
-                            retryable=is_retryable_status(status), retry_after=parse_retry_after(response.headers))
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise ProviderError(provider, f"{url} answered {response.status_code} with a body that is not JSON") from exc
 
 
 def scores_from_items(
@@ -138,29 +94,6 @@ def listed_scores(provider: str, url: str, answer: Any, field: str, count: int) 
     return scores_from_items(provider, answer[field], count)
 
 
-class HttpConnection:
-    """One ``httpx.Client``, built on first use and shared by the owner's threads (keeps connections alive)."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._client: Any = None
-        self._lock = threading.Lock()
-
-    def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import httpx
-
-                self._client = httpx.Client(timeout=self.timeout)
-            return self._client
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-            self._client = None
-
-
 class HostedReranker(Reranker):
     """A reranker behind an HTTP API: scores come from ``_call`` on batches of at most ``batch_size``
     documents (the provider's per-call limit by default), merged back in input order.
@@ -188,9 +121,7 @@ class HostedReranker(Reranker):
             raise UnknownSpecError(f"'{self.provider}:' needs a model name after the colon")
         timeout = checked_timeout(timeout)
         batch_size = self.max_batch if batch_size is None else batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.model, self.timeout, self.batch_size = model, timeout, batch_size
+        self.model, self.timeout, self.batch_size = model, timeout, positive_int(batch_size, "batch_size")
         self.retry = retry_policy(retry, max_retries)
         self.name = name or f"{self.provider}:{model}"
         self._connection = HttpConnection(timeout)

@@ -24,17 +24,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from ..errors import InvalidInputError, UnknownSpecError
+from ..http_client import RetryPolicy, bearer_headers, post_json
 from ..settings import settings
-from .hosted import (
-    DEFAULT_TIMEOUT_S,
-    HostedReranker,
-    bearer_headers,
-    convert_option,
-    listed_scores,
-    post_json,
-    scores_from_items,
-)
-from .retry import RetryPolicy
+from .hosted import DEFAULT_TIMEOUT_S, HostedReranker, convert_option, listed_scores, scores_from_items
 
 PROTOCOLS = ("tei", "cohere")
 OPTIONS = {"protocol": str, "model": str, "timeout": float, "max_retries": int, "batch_size": int, "raw_scores": bool}

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..types import Document, DocumentInput, RankedResult, normalize_documents, validate_top_k
+from ..http_client import RetryPolicy
+from ..types import Document, DocumentInput, RankedResult, normalize_documents
+from ..validation import positive_int, validate_top_k
 from .base import Reranker, rank_documents
 from .chat import DEFAULT_TIMEOUT_S, ChatClient, Message
 from .hosted import split_options
-from .retry import RetryPolicy
 
 log = logging.getLogger("rerankit.llm")
 
@@ -147,8 +148,7 @@ class LLMReranker(Reranker):
             raise InvalidInputError(f"llm mode must be one of {', '.join(MODES)}, got {mode!r}")
         if window < 2 or not 1 <= step <= window:
             raise InvalidInputError(f"need window >= 2 and 1 <= step <= window, got window={window}, step={step}")
-        if max_words < 1 or concurrency < 1:
-            raise InvalidInputError("max_words and concurrency must be >= 1")
+        positive_int(max_words, "max_words"), positive_int(concurrency, "concurrency")
         self.client = client or ChatClient(model, base_url=base_url, api_key=api_key, timeout=timeout,
                                            max_retries=max_retries, retry=retry)
         self.model, self.mode, self.window, self.step = model, mode, window, step

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import InvalidInputError
 from ..types import Document, DocumentInput, normalize_documents
+from ..validation import positive_int
 
 if TYPE_CHECKING:
     from ..rerankers.base import Reranker
@@ -52,13 +53,6 @@ class Retriever(Protocol):
     """A first stage: the ``k`` best passages for a query, best first."""
 
     def search(self, query: str, k: int) -> list[Hit]: ...
-
-
-def validate_k(k: Any, name: str = "k") -> int:
-    """A positive int, else ``InvalidInputError``."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {k!r}")
-    return int(k)
 
 
 def prepare_passages(passages: Sequence[DocumentInput]) -> list[Document]:
@@ -104,7 +98,7 @@ def retrieve_and_rerank(
     reranker: Reranker | None = None,
 ) -> list[RerankedHit]:
     """Retrieve ``max(candidates, k)`` passages, rerank them if a reranker is given, keep the best ``k``."""
-    k, candidates = validate_k(k, "k"), validate_k(candidates, "candidates")
+    k, candidates = positive_int(k, "k"), positive_int(candidates, "candidates")
     hits = retriever.search(query, max(k, candidates) if reranker is not None else k)
     if reranker is None or not hits:
         return [RerankedHit(h.document, h.score, h.rank, h.rank, h.score) for h in hits[:k]]

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..types import Document, normalize_query
-from .base import Hit, hits_from_scores, validate_k
+from ..validation import positive_int
+from .base import Hit, hits_from_scores
 
 
 class BM25:
@@ -110,7 +111,7 @@ class BM25Retriever:
         return cls(BM25(**kwargs).index([d.full_text for d in documents]), documents)
 
     def search(self, query: str, k: int) -> list[Hit]:
-        query, k = normalize_query(query), validate_k(k)
+        query, k = normalize_query(query), positive_int(k, "k")
         indices, scores = self.bm25.search(query, k)
         keep = scores > 0
         return hits_from_scores(self.documents, indices[keep], scores[keep])

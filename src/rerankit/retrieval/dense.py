@@ -7,14 +7,24 @@ offline (all-MiniLM-L6-v2 by default); ``OpenAIEmbedder`` calls an OpenAI-compat
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from ..encoders import DEFAULT_BI_ENCODER
-from ..errors import EmbeddingServiceError, InvalidInputError
+from ..errors import EmbeddingServiceError, InvalidInputError, ProviderError
+from ..http_client import (
+    HttpConnection,
+    RetryPolicy,
+    bearer_headers,
+    checked_timeout,
+    post_json,
+    retry_policy,
+    with_retries,
+)
 from ..types import Document, normalize_query
-from .base import Hit, hits_from_scores, top_k, validate_k
+from ..validation import positive_int
+from .base import Hit, hits_from_scores, top_k
 
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts in all)
 
@@ -66,7 +76,9 @@ class LocalEmbedder:
 
 
 class OpenAIEmbedder:
-    """An OpenAI-compatible embeddings endpoint: ``POST {base_url}/embeddings`` in batches of ``batch_size``."""
+    """An OpenAI-compatible embeddings endpoint: ``POST {base_url}/embeddings`` in batches of ``batch_size``,
+    through rerankit's HTTP client (``rerankit.http_client``: one kept-alive connection, retries with
+    backoff on 429, 5xx, timeouts and lost connections). A failure is an ``EmbeddingServiceError``."""
 
     provider = "openai"
 
@@ -77,27 +89,26 @@ class OpenAIEmbedder:
         model: str = "text-embedding-3-small",
         batch_size: int = 128,
         timeout: float = 30.0,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise InvalidInputError(f"base_url must be an http(s) URL, got {base_url!r}")
-        if batch_size < 1:
-            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
         self.base_url, self.api_key, self.model = base_url.rstrip("/"), api_key, model
-        self.batch_size, self.timeout = batch_size, timeout
+        self.batch_size, self.timeout = positive_int(batch_size, "batch_size"), checked_timeout(timeout)
+        self.retry = retry_policy(retry, max_retries)
+        self._connection = HttpConnection(self.timeout)
 
-    def _post(self, client: Any, batch: list[str]) -> np.ndarray:
-        import httpx
-
+    def _post(self, batch: list[str]) -> np.ndarray:
         url = f"{self.base_url}/embeddings"
+        body, headers = {"model": self.model, "input": batch}, bearer_headers(self.api_key)
         try:
-            response = client.post(url, json={"model": self.model, "input": batch})
-        except httpx.HTTPError as exc:
-            raise EmbeddingServiceError(f"embeddings request to {url} failed: {exc}") from exc
-        if not 200 <= response.status_code < 300:
-            body = " ".join(response.text.split())[:200]
-            raise EmbeddingServiceError(f"embeddings endpoint {url} returned HTTP {response.status_code}: {body}")
+            answer = with_retries(lambda: post_json(self._connection.client(), self.provider, url, body, headers),
+                                  self.retry, "embeddings request")
+        except ProviderError as exc:
+            raise EmbeddingServiceError(f"embeddings request failed: {exc}") from exc
         try:
-            data = response.json()["data"]
+            data = answer["data"]
             if len(data) != len(batch):
                 raise ValueError(f"{len(data)} embeddings for {len(batch)} inputs")
             data = sorted(data, key=lambda item: item.get("index", 0)) if all("index" in d for d in data) else data
@@ -109,13 +120,13 @@ class OpenAIEmbedder:
         return vectors
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        import httpx
-
         texts = list(texts)
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        with httpx.Client(timeout=self.timeout, headers=headers) as client:
-            parts = [self._post(client, texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        parts = [self._post(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         return normalize_rows(np.concatenate(parts)) if parts else np.zeros((0, 0), dtype=np.float32)
+
+    def close(self) -> None:
+        """Close the kept-alive connection."""
+        self._connection.close()
 
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(base_url={self.base_url!r}, model={self.model!r})"
@@ -181,7 +192,7 @@ class DenseRetriever:
         return cls(documents, embed_in_batches(embedder, [d.full_text for d in documents], progress=progress), embedder)
 
     def search(self, query: str, k: int) -> list[Hit]:
-        query, k = normalize_query(query), validate_k(k)
+        query, k = normalize_query(query), positive_int(k, "k")
         vector = self.embedder.embed([query])[0]
         if vector.shape[0] != self.embeddings.shape[1]:
             raise InvalidInputError(

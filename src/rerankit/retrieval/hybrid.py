@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from ..errors import InvalidInputError
 from ..types import Document, normalize_query
-from .base import MODES, Hit, Retriever, validate_k
+from ..validation import positive_int
+from .base import MODES, Hit, Retriever
 
 RRF_K = 60
 
@@ -17,8 +18,7 @@ def rrf(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, fl
     Returns ``(id, score)`` best first; equal scores are ordered by id, so the result never depends on
     the order of the rankings. An id repeated within one ranking counts at its best position only.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise InvalidInputError(f"rrf k must be a non-negative integer, got {k!r}")
+    positive_int(k, "rrf k", minimum=0)
     ranks: dict[str, list[int]] = {}
     for ranking in rankings:
         seen: set[str] = set()
@@ -40,7 +40,7 @@ class HybridRetriever:
     def __init__(self, retrievers: Sequence[Retriever], depth: int = 100, rrf_k: int = RRF_K) -> None:
         if not retrievers:
             raise InvalidInputError("HybridRetriever needs at least one retriever")
-        self.retrievers, self.depth, self.rrf_k = list(retrievers), validate_k(depth, "depth"), rrf_k
+        self.retrievers, self.depth, self.rrf_k = list(retrievers), positive_int(depth, "depth"), rrf_k
 
     @classmethod
     def from_documents(cls, documents: Sequence[Document], **kwargs) -> HybridRetriever:
@@ -51,7 +51,7 @@ class HybridRetriever:
         return cls([BM25Retriever.from_documents(documents), DenseRetriever.from_documents(documents)], **kwargs)
 
     def search(self, query: str, k: int) -> list[Hit]:
-        query, k = normalize_query(query), validate_k(k)
+        query, k = normalize_query(query), positive_int(k, "k")
         depth = max(k, self.depth)
         documents: dict[str, Document] = {}
         rankings = []
@@ -108,4 +108,4 @@ class SearchModes:
 
     def search(self, query: str, k: int = 10, mode: str | None = "bm25") -> list[Hit]:
         """The ``k`` best passages for ``query``, best first (``mode=None`` means ``default_mode``)."""
-        return self.retriever(mode).search(query, validate_k(k))
+        return self.retriever(mode).search(query, positive_int(k, "k"))

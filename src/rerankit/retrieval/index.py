@@ -35,7 +35,7 @@ import numpy as np
 
 from ..encoders import DEFAULT_BI_ENCODER
 from ..errors import IndexNotFoundError, InvalidInputError
-from ..io import atomic_write_text, read_jsonl
+from ..io import atomic_write_text, fsync_dir, fsync_tree, read_jsonl
 from ..types import Document, DocumentInput
 from .base import Retriever, prepare_passages
 from .bm25 import BM25, BM25Retriever
@@ -52,28 +52,6 @@ _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]*$")
 
 
 # ---------------------------------------------------------------- writing
-
-
-def _fsync_tree(folder: Path) -> None:
-    """fsync every file below ``folder``, then every folder bottom-up (so the entries are durable too)."""
-    for dirpath, _, filenames in os.walk(folder, topdown=False):
-        for name in filenames:
-            with open(os.path.join(dirpath, name), "rb") as handle:
-                os.fsync(handle.fileno())
-        _fsync_dir(Path(dirpath))
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms that cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 @contextmanager
@@ -196,11 +174,11 @@ def build_index(
                 "embedding": embedding_info,
             }
             (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-            _fsync_tree(staging)
+            fsync_tree(staging)
             os.rename(staging, final)
-            _fsync_dir(root / VERSIONS_DIR)
+            fsync_dir(root / VERSIONS_DIR)
             atomic_write_text(root / CURRENT_FILE, version + "\n")  # the switch
-            _fsync_dir(root)
+            fsync_dir(root)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             if final.exists() and _read_current(root) != version:

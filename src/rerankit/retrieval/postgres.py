@@ -40,7 +40,8 @@ import numpy as np
 from ..encoders import DEFAULT_BI_ENCODER
 from ..errors import BackendUnavailableError, DatabaseError, IndexNotFoundError, InvalidInputError
 from ..types import Document, DocumentInput, normalize_query
-from .base import Hit, Retriever, prepare_passages, validate_k
+from ..validation import positive_int
+from .base import Hit, Retriever, prepare_passages
 from .bm25 import BM25
 from .dense import Embedder, LocalEmbedder, ProgressCallback, embed_in_batches, manifest_embedder
 from .hybrid import SearchModes
@@ -295,7 +296,7 @@ class PostgresBM25Retriever:
         self.connection, self.table, self.bm25 = connection, table, bm25
 
     def search(self, query: str, k: int) -> list[Hit]:
-        query, k = normalize_query(query), validate_k(k)
+        query, k = normalize_query(query), positive_int(k, "k")
         terms = self.bm25.query_terms(query)
         if not terms:
             return []
@@ -315,7 +316,7 @@ class PostgresDenseRetriever:
         self.connection, self.table, self.embedder = connection, table, embedder
 
     def search(self, query: str, k: int) -> list[Hit]:
-        query, k = normalize_query(query), validate_k(k)
+        query, k = normalize_query(query), positive_int(k, "k")
         vector = _vector_text(self.embedder.embed([query])[0])
         rows = self.connection.fetch(
             f'SELECT pos, id, title, text, metadata, 1 - (embedding <=> %s::vector) AS score FROM "{self.table}" '

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..datasets import read_corpus_jsonl
 from ..errors import DataFormatError, InvalidInputError
 from ..types import Document
+from ..validation import positive_int
 
 FOLDER_SUFFIXES = (".txt", ".md")
 LINE_FILE_SUFFIXES = (".txt", ".text")
@@ -78,9 +79,8 @@ def load_passages(source: str | Path, chunk_words: int = 200, overlap_words: int
       ``chunk_words`` words overlapping by ``overlap_words``; ids ``"sub/file.md#0"``, ``"#1"``, ...;
       the title is the file name.
     """
-    if isinstance(chunk_words, bool) or not isinstance(chunk_words, int) or chunk_words < 1:
-        raise InvalidInputError(f"chunk_words must be a positive integer, got {chunk_words!r}")
-    if isinstance(overlap_words, bool) or not isinstance(overlap_words, int) or not 0 <= overlap_words < chunk_words:
+    positive_int(chunk_words, "chunk_words")
+    if positive_int(overlap_words, "overlap_words", minimum=0) >= chunk_words:
         raise InvalidInputError(
             f"overlap_words must be an integer in [0, chunk_words={chunk_words}), got {overlap_words!r}"
         )

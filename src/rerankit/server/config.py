@@ -7,6 +7,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from ..errors import InvalidInputError
+from ..validation import positive_int
 
 DEFAULT_MAX_DOCUMENTS = 10_000  # Cohere's documented limit per request
 DEFAULT_MAX_QUERY_CHARS = 10_000
@@ -70,8 +71,7 @@ class ServerConfig:
                               ("--max-body-bytes", self.max_body_bytes),
                               ("--max-queue-documents", self.max_queue_documents),
                               ("--max-batch-documents", self.max_batch_documents)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"{option} must be a positive integer, got {value!r}")
+            positive_int(value, option)
         if self.max_queue_documents < self.max_documents:
             raise InvalidInputError(
                 f"--max-queue-documents ({self.max_queue_documents}) must be >= --max-documents "

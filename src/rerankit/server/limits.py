@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..errors import InvalidInputError
+from ..validation import positive_int
 from .errors import EMPTY, INVALID, TOO_LARGE, ApiError
 
 
@@ -56,5 +58,9 @@ class Limits:
 
     @staticmethod
     def check_positive(value: int | None, field: str) -> None:
-        if value is not None and value < 1:
-            raise ApiError(INVALID, f"{field} must be >= 1, got {value}")
+        """``positive_int`` for a request field: its error as the service's 422."""
+        try:
+            if value is not None:
+                positive_int(value, field)
+        except InvalidInputError as exc:
+            raise ApiError(INVALID, str(exc)) from None

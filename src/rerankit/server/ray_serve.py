@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import BackendUnavailableError, InvalidInputError
+from ..validation import positive_int
 from .config import ServerConfig
 
 DEPLOYMENT = "rerankit"
@@ -38,9 +39,7 @@ class Scaling:
                 raise InvalidInputError(f"--autoscale needs 0 <= MIN <= MAX and MAX >= 1, got {autoscale!r}")
             return cls(minimum, maximum)
         count = 1 if replicas is None else replicas
-        if isinstance(count, bool) or count < 1:
-            raise InvalidInputError(f"--replicas must be >= 1, got {replicas!r}")
-        return cls(count, count)
+        return cls(positive_int(count, "--replicas"), count)
 
     @property
     def fixed(self) -> bool:

@@ -6,6 +6,7 @@ import os
 import socket
 
 from ..errors import InvalidInputError
+from ..validation import positive_int
 from .config import ServerConfig
 
 CONFIG_ENV = "RERANKIT_SERVE_CONFIG"
@@ -30,9 +31,8 @@ def check_address(host: str, port: int) -> None:
 
 def app_from_env():
     """The uvicorn factory of each worker process: the app for the config in ``$RERANKIT_SERVE_CONFIG``."""
-    from .app import create_app
-
     from ..settings import settings
+    from .app import create_app
 
     return create_app(ServerConfig.from_json(settings().serve_config or ""))
 
@@ -46,8 +46,7 @@ def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000, wo
     """
     import uvicorn
 
-    if workers < 1:
-        raise InvalidInputError(f"--workers must be >= 1, got {workers}")
+    positive_int(workers, "--workers")
     check_address(host, port)
     options = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=config.graceful_timeout_s)
     if workers == 1:

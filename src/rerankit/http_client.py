@@ -1,16 +1,20 @@
-"""Retries of provider calls (the errors are in ``rerankit.errors``): exponential backoff on 429, 5xx and timeouts, honouring ``Retry-After``."""
+"""The one HTTP client of rerankit's calls to other services (hosted rerank APIs, a remote rerank server,
+OpenAI-compatible chat and embeddings): a shared ``httpx.Client`` per owner, JSON POSTs whose every
+failure is a ``ProviderError``, and retries with exponential backoff on 429, 5xx, timeouts and lost
+connections, honouring ``Retry-After``."""
 
 from __future__ import annotations
 
 import email.utils
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from ..errors import ProviderError
+from .errors import InvalidInputError, ProviderError, ProviderTimeoutError
 
 log = logging.getLogger("rerankit.hosted")
 
@@ -103,3 +107,73 @@ def with_retries(call: Callable[[], T], policy: RetryPolicy, what: str = "reques
                         retry + 1, policy.max_retries, delay)
             policy.sleep(delay)
             retry += 1
+
+
+def checked_timeout(timeout: float) -> float:
+    """``timeout`` in seconds as a float; ``InvalidInputError`` unless it is > 0."""
+    if not timeout or timeout <= 0:
+        raise InvalidInputError(f"timeout must be > 0 seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def bearer_headers(api_key: str | None) -> dict[str, str]:
+    """``Authorization: Bearer KEY``, or no headers without a key."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def error_text(response: Any, limit: int = 300) -> str:
+    """The message of an error answer (``message``/``error``/``detail`` of a JSON body, else the text)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping):
+        for key in ("message", "error", "detail"):
+            if body.get(key):
+                value = body[key]
+                return str(value.get("message", value) if isinstance(value, Mapping) else value)[:limit]
+    return " ".join(response.text.split())[:limit] or response.reason_phrase
+
+
+def post_json(client: Any, provider: str, url: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> Any:
+    """POST ``body`` as JSON and return the decoded answer; every failure becomes a ``ProviderError``."""
+    import httpx
+
+    try:
+        response = client.post(url, json=body, headers=dict(headers))
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeoutError(provider, f"no answer from {url} within the timeout ({type(exc).__name__})",
+                                   retryable=True) from exc
+    except httpx.TransportError as exc:
+        raise ProviderError(provider, f"cannot reach {url}: {type(exc).__name__}: {exc}", retryable=True) from exc
+    if not 200 <= response.status_code < 300:
+        status = response.status_code
+        raise ProviderError(provider, f"{url}: {error_text(response)}", status,
+                            retryable=is_retryable_status(status), retry_after=parse_retry_after(response.headers))
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ProviderError(provider, f"{url} answered {response.status_code} with a body that is not JSON") from exc
+
+
+class HttpConnection:
+    """One ``httpx.Client``, built on first use and shared by the owner's threads (keeps connections alive)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client(timeout=self.timeout)
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+            self._client = None
