@@ -1,16 +1,15 @@
-"""Distilling a teacher's embedding space into all-MiniLM-L6-v2, and storing it without shared tensors."""
+"""Distilling a teacher's embedding space into all-MiniLM-L6-v2 (storing it without shared tensors:
+tests/test_shared_tensors.py)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rerankit.encoders import sentence_transformer_modules
 from rerankit.errors import InvalidInputError
-from rerankit.shared_tensors import SHARED_FILE, complete_folder, pack_into_parent, strip_shared
 from rerankit.training.bi_encoder_distill import BiEncoderDistillConfig, distill_bi_encoder
 
 ADJECTIVES = ("red", "blue", "green", "small", "large", "old", "quiet", "bright", "heavy", "cold")
@@ -18,7 +17,6 @@ NOUNS = ("car", "house", "tree", "river", "song", "book", "horse", "lamp", "city
 VERBS = ("stands", "moves", "waits", "shines", "falls")
 # more texts than the student has dimensions, so the starting least-squares projection cannot fit them exactly
 TEXTS = [f"the {a} {n} {v}" for a in ADJECTIVES for n in NOUNS for v in VERBS]
-WORDS = "embeddings.word_embeddings.weight"
 
 
 def _tiny_student(folder):
@@ -74,94 +72,11 @@ def test_every_checkpoint_is_measured_and_the_best_is_kept(distilled):
 def test_the_saved_student_loads_and_embeds_in_the_teacher_space(distilled):
     from sentence_transformers import SentenceTransformer
 
-    from rerankit.encoders import embed
-
     folder, teacher, result, _ = distilled
     model = SentenceTransformer(str(folder), device="cpu")
     vectors = model.encode(TEXTS, normalize_embeddings=True)
     assert vectors.shape == (len(TEXTS), 16) and len(model) == 4 and type(model[2]).__name__ == "Dense"
     assert -float(((vectors - teacher) ** 2).sum(1).mean()) == pytest.approx(result.best_dev, abs=0.02)
-
-
-def test_the_bf16_embedder_applies_a_dense_projection(tmp_path):
-    """all-MiniLM-L6-v2 with a random orthogonal projection: rerankit's fused bf16 path against sentence-transformers."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    from rerankit.encoders import embed, packaged_minilm_path
-
-    models = sentence_transformer_modules()
-    base = SentenceTransformer(packaged_minilm_path(), device="cpu")
-    dense = models.Dense(384, 32, bias=True, activation_function=torch.nn.Identity())
-    torch.manual_seed(0)
-    dense.linear.weight.data = torch.linalg.qr(torch.randn(384, 32))[0].T.contiguous()
-    dense.linear.bias.data = torch.randn(32) * 0.01
-    SentenceTransformer(modules=[base[0], base[1], dense, models.Normalize()], device="cpu").save(str(tmp_path / "m"))
-    reference = SentenceTransformer(str(tmp_path / "m"), device="cpu").encode(TEXTS[:40])
-    fused = embed(TEXTS[:40], str(tmp_path / "m"))
-    assert fused.shape == (40, 32)
-    assert np.min(np.sum(fused * reference, axis=1)) > 0.99
-
-
-def test_shared_word_embeddings_are_stripped_and_restored(distilled, tmp_path):
-    import shutil
-
-    from sentence_transformers import SentenceTransformer
-
-    folder, _, _, start = distilled
-    stored = tmp_path / "stored"
-    shutil.copytree(folder, stored)
-    strip_shared(stored, {WORDS: (str(start), WORDS)})  # the frozen words are the start model's
-    assert (stored / "model.safetensors").stat().st_size < (folder / "model.safetensors").stat().st_size / 1.5
-    assert json.loads((stored / SHARED_FILE).read_text())["files"] == {"model.safetensors": {WORDS: [str(start), WORDS]}}
-    restored = complete_folder(stored, cache_dir=tmp_path / "cache")
-    assert complete_folder(stored, cache_dir=tmp_path / "cache") == restored  # built once
-    a = SentenceTransformer(str(folder), device="cpu").encode(TEXTS)
-    b = SentenceTransformer(restored, device="cpu").encode(TEXTS)
-    np.testing.assert_allclose(a, b, atol=1e-5)
-
-
-def test_a_nested_model_packed_into_its_parent_file_loads_the_same(distilled, tmp_path):
-    import shutil
-
-    from safetensors.torch import load_file
-    from sentence_transformers import SentenceTransformer
-
-    folder, _, _, start = distilled
-    parent = tmp_path / "parent"
-    shutil.copytree(start, parent)  # an outer model with its own weights file
-    shutil.copytree(folder, parent / "inner")
-    strip_shared(parent / "inner", {WORDS: (str(start), WORDS)})
-    pack_into_parent(parent / "inner")
-    assert sorted(p.name for p in parent.rglob("*.safetensors")) == ["model.safetensors"]  # one weights file
-    outer = load_file(str(parent / "model.safetensors"))
-    assert "inner/2_Dense/model.safetensors::linear.weight" in outer and WORDS in outer
-    inner = complete_folder(parent / "inner", cache_dir=tmp_path / "cache")
-    np.testing.assert_allclose(SentenceTransformer(inner, device="cpu").encode(TEXTS),
-                               SentenceTransformer(str(folder), device="cpu").encode(TEXTS), atol=1e-5)
-    outer_done = complete_folder(parent, cache_dir=tmp_path / "cache")  # the outer model sheds the inner's tensors
-    assert set(load_file(str(Path(outer_done) / "model.safetensors"))) == set(load_file(str(start / "model.safetensors")))
-
-
-def test_a_changed_tensor_cannot_be_declared_shared(distilled, tmp_path):
-    import shutil
-
-    from safetensors.torch import load_file, save_file
-
-    _, _, _, start = distilled
-    stored = tmp_path / "stored"
-    shutil.copytree(start, stored)
-    weights = load_file(str(stored / "model.safetensors"))
-    weights[WORDS] = weights[WORDS] + 0.01  # as if the word embeddings had trained
-    save_file(weights, str(stored / "model.safetensors"))
-    with pytest.raises(ValueError, match="cannot be shared"):
-        strip_shared(stored, {WORDS: (str(start), WORDS)})
-    assert not (stored / SHARED_FILE).exists()
-
-
-def test_a_folder_without_shared_tensors_is_used_as_it_is(tmp_path):
-    (tmp_path / "config.json").write_text("{}")
-    assert complete_folder(tmp_path) == str(tmp_path)
 
 
 def test_bad_inputs_raise_typed_errors(tmp_path):
