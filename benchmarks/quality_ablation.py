@@ -1,9 +1,9 @@
 """Ablation of the default model's training ideas: DL21 (development) and DL19 (report) nDCG@10, kept or dropped.
 
 The default's cross-encoder is ``recipes/default-cross-encoder.json`` (SQuAD/WikiQA/SciFact groups, a
-residual over the all-MiniLM-L6-v2 cosine); ``recipes/distill-mpnet.json`` is a second stage tried on top
+residual over the all-MiniLM-L6-v2 cosine); ``experiments/distill-mpnet.json`` is a second stage tried on top
 of it (distillation from all-mpnet-base-v2 on unlabelled MS MARCO dev queries). ``recipes/default.json``
-(the shipped default) adds a lexical score to that cross-encoder's fusion; ``recipes/distill-bi-encoder.json``
+(the shipped default) adds a lexical score to that cross-encoder's fusion; ``experiments/distill-bi-encoder.json``
 also swaps in a bi-encoder distilled from all-mpnet-base-v2, trained on the DL21 passages of query half 1,
 so its rows are judged on half 0 (the held-out half, column "DL21 half 0"), and so is the row they change. Each first-stage idea is
 one change to the default recipe, trained for the same short CPU budget
@@ -13,8 +13,9 @@ by the recipe (weights fitted on DL21). The ``teacher`` row runs the second stag
 measured the same way. The verdict reads DL21 only: an idea is kept when its DL21 nDCG@10 beats
 the row it changes by more than ``--margin``; DL19 is printed beside it and decides nothing.
 Results are cached per row in ``--work`` (a stopped run resumes; a trained row's model folder in
-``--work`` is reused), and the table is written to ``benchmarks/quality.md``. Run from the
-repository root, nothing else busy:
+``--work`` is reused), and the table is written to ``benchmarks/quality.md``. The rows train through
+``experiments/run_experiment.py`` (the package's ``run_recipe`` plus the stages tried and not shipped:
+``experiments/``). Run from the repository root, nothing else busy:
 
     .venv/bin/python benchmarks/quality_ablation.py [--minutes 8] [--rows listwise,residual,...]
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +34,13 @@ from rerankit import load_reranker
 from rerankit.evaluation import evaluate_folder
 from rerankit.io import atomic_write_json, atomic_write_text
 from rerankit.rerankers.registry import default_model_path
-from rerankit.training.recipe import query_half, run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))  # the stages tried and not shipped (not part of the package)
+
+from bi_encoder_distill import query_half  # noqa: E402
+from run_experiment import run_experiment  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data"
 DEV, REPORT = "trec-dl21-passage", "trec-dl19-passage"
 RUN = "runs/bm25.top100.trec"
@@ -51,7 +57,7 @@ class Row:
     ce_alone: bool = False  # ... (a model folder: its cross-encoder without the fusion)
     recipe: dict = field(default_factory=dict)  # ... or train ``recipe_file`` with these changes
     train_overrides: dict = field(default_factory=dict)
-    recipe_file: str = "default-cross-encoder.json"
+    recipe_file: str = "default-cross-encoder.json"  # in recipes/ (shipped) or experiments/
     dev_half: int | None = None  # the verdict reads DL21's query half (its other half was trained on)
     start_row: str | None = None  # train on from this row's model (its recipe's ``start_model``)
     trained: bool = False  # train ``recipe_file`` as it is
@@ -59,11 +65,12 @@ class Row:
     note: str = ""  # said after the verdict, where what was done differs from what the rule alone says
 
 
-# the third stage tried: k-fold fine-tuning on DL21's own judgments (no other training source)
+# the third stage tried: k-fold fine-tuning on DL21's own judgments (no other training source; the
+# fine-tuning stage never distils, whatever the recipe's "train" says)
 DL21_FINETUNE = {"sources": None, "finetune": {
     "collection": "trec-dl21-passage", "folds": 3, "depth": 100,
     "train": {"max_steps": 150, "eval_every": 50, "learning_rate": 2e-05, "head_learning_rate": 2e-05,
-              "teacher": None, "distill_weight": 0.0, "max_minutes": None}}}
+              "max_minutes": None}}}
 
 
 def rows(minutes: float, long_minutes: float) -> list[Row]:
@@ -86,7 +93,7 @@ def rows(minutes: float, long_minutes: float) -> list[Row]:
         Row("long", f"the one of listwise and listwise+distill whose cross-encoder alone is better on DL21, trained {long_minutes:g} minutes "
             "(a candidate default)", "stage1", long_of=("listwise", "listwise+distill"),
             train_overrides={"max_minutes": long_minutes, "eval_every": 250, "epochs": 1.0}),
-        Row("teacher", "second stage (recipes/distill-mpnet.json) from the stage1 row: residual over the "
+        Row("teacher", "second stage (experiments/distill-mpnet.json) from the stage1 row: residual over the "
             "all-MiniLM-L6-v2 cosine, KL to all-mpnet-base-v2's softmax on 4,000 unlabelled MS MARCO dev queries "
             "(pools: BM25 over the DL21 passage pool, so DL21's candidate texts were trained on: its DL21 figure "
             "is optimistic), 40 minutes", "stage1", recipe_file="distill-mpnet.json", start_row="stage1",
@@ -106,7 +113,7 @@ def rows(minutes: float, long_minutes: float) -> list[Row]:
             "dev queries and DL21 passages (the distilled row's second stage, 45 minutes; best DL21 half-0 checkpoint "
             "at step 1,200 of 1,610), its cosine alone", "bi-encoder",
             spec=f"bi-encoder:{ROOT / '.bench' / 'ablation' / 'distilled' / 'bi_encoder'}", dev_half=0),
-        Row("distilled", "recipes/distill-bi-encoder.json from the stage1 row: the lexical row with the distilled "
+        Row("distilled", "experiments/distill-bi-encoder.json from the stage1 row: the lexical row with the distilled "
             "bi-encoder instead of all-MiniLM-L6-v2 (fusion on DL21 half 0; one 45 MB weights file for both models)",
             "lexical", recipe_file="distill-bi-encoder.json", start_row="stage1", trained=True, dev_half=0,
             note="not shipped: its DL19 figure is below the lexical row's (no gain outside the development set "
@@ -151,7 +158,8 @@ def train(row: Row, data: Path, work: Path) -> Path:
     model = work / row.name
     if (model / "recipe_summary.json").exists():
         return model
-    recipe = json.loads((ROOT / "recipes" / row.recipe_file).read_text())
+    shipped = ROOT / "recipes" / row.recipe_file
+    recipe = json.loads((shipped if shipped.is_file() else ROOT / "experiments" / row.recipe_file).read_text())
     recipe.update(row.recipe)
     recipe["train"] = {**recipe["train"], **row.train_overrides}
     recipe["data_root"] = str(data)
@@ -160,7 +168,7 @@ def train(row: Row, data: Path, work: Path) -> Path:
         recipe["start_model"] = str(train(start, data, work))
     recipe_path = work / f"{row.name}.recipe.json"
     atomic_write_json(recipe_path, recipe)
-    run_recipe(recipe_path, model, data, progress=False)
+    run_experiment(recipe_path, model, data, progress=False)
     return model
 
 
@@ -174,7 +182,7 @@ def render(results: dict[str, dict], table_rows: list[Row], minutes: float, marg
         "exception stated where it applies: a new weights file is committed only when its model also beats the shipped",
         "one outside the development set (the distilled row was kept on DL21 and not shipped for its DL19 figure).",
         "Rows whose training read DL21 passages of query half 1 (their judgments never) are judged on half 0",
-        "(`training.recipe.query_half`, 30 of the 53 queries), and so is the row they change.",
+        "(`query_half` of experiments/bi_encoder_distill.py, 30 of the 53 queries), and so is the row they change.",
         f"The first-stage idea rows use the same CPU budget ({minutes:g} minutes of training each, this machine) on",
         "the default recipe's SQuAD/WikiQA/SciFact groups, so they compare ideas at equal cost; the shipped model",
         "(stage1 row) had 52 minutes, and the second stage (teacher row) 40 more. The cross-encoder-alone column is the recipe's fusion table at weight ratio 0 (fp32, "

@@ -1,9 +1,7 @@
-"""Training groups from the judged collections' own layouts (SQuAD, WikiQA, SciFact), and
-unlabelled query pools.
+"""Training groups from the judged collections' own layouts (SQuAD, WikiQA, SciFact).
 
 Each reader returns ``TrainingGroup`` objects; negatives are the collection's own hard
-negatives (WikiQA) or are mined with BM25 by ``data.mine_bm25_negatives``. ``unlabelled_groups``
-has no positives: a teacher labels it at training time (``trainer.pseudo_label``).
+negatives (WikiQA) or are mined with BM25 by ``data.mine_bm25_negatives``.
 """
 
 from __future__ import annotations
@@ -59,16 +57,3 @@ def scifact_groups(pairs_path: str | Path, corpus_path: str | Path, negatives: i
     mine_bm25_negatives(groups, list(corpus.values()), per_query=negatives, seed=seed)
     return groups
 
-
-def unlabelled_groups(queries_path: str | Path, corpus_path: str | Path, max_queries: int | None = None,
-                      pool: int = 15, seed: int = 0) -> list[TrainingGroup]:
-    """Queries without judgments, each with a shuffled pool of its top-``pool`` BM25 passages of ``corpus``."""
-    from ..datasets import read_queries_jsonl
-
-    queries = list(read_queries_jsonl(queries_path).values())
-    random.Random(seed).shuffle(queries)
-    queries = queries[:max_queries] if max_queries else queries
-    groups = [TrainingGroup(q, [], [], "unlabelled") for q in queries]
-    mine_bm25_negatives(groups, [d.full_text for d in read_corpus_jsonl(corpus_path)], per_query=pool, depth=pool,
-                        seed=seed)
-    return groups

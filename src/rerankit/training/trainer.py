@@ -7,14 +7,8 @@ With ``bi_encoder_prior > 0`` the loss scores each pair as ``ce + prior * cosine
 comes from a frozen bi-encoder: the cross-encoder then learns what the bi-encoder misses, and the
 two are fused at inference (see ``rerankers/fused.py``).
 
-With ``distill_weight > 0`` the loss adds ``distill_weight * KL(teacher || student)`` over each
-group, the teacher being the softmax of the frozen bi-encoder's cosines divided by
-``distill_temperature``: the cross-encoder also learns the bi-encoder's ordering of the negatives.
-
-With ``teacher`` set (a larger sentence-transformers model, e.g. all-mpnet-base-v2), the
-distillation target is the teacher's cosines instead, matched by the student's *fused* score
-(``ce + prior * cosine``), and groups that have no positive (unlabelled query pools) get the
-teacher's best passage as a pseudo-positive (``pseudo_label``).
+``train_cross_encoder``'s ``loss_fn`` replaces the loss (the experiments in ``experiments/`` add a
+distillation term through it); the shipped recipes use ``group_loss``.
 """
 
 from __future__ import annotations
@@ -29,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +35,8 @@ log = logging.getLogger(__name__)
 
 ScorePairs = Callable[[str, Sequence[str]], np.ndarray]
 DevEvaluator = Callable[[ScorePairs], float]
+# (logits [groups, group_size], prior cosines or None, each group's query, each group's texts) -> a torch scalar
+GroupLoss = Callable[[Any, Any, list[str], list[list[str]]], Any]
 
 
 @dataclass
@@ -60,10 +57,7 @@ class TrainConfig:
     eval_every: int = 200
     patience: int = 4
     bi_encoder_prior: float = 0.0
-    distill_weight: float = 0.0
-    distill_temperature: float = 0.05
     bi_encoder: str = "all-MiniLM-L6-v2"
-    teacher: str | None = None  # distillation target (default: the bi-encoder's own cosines)
     prior_cache: str | None = None
     seed: int = 0
     threads: int | None = None
@@ -99,42 +93,18 @@ def group_mrr_evaluator(dev: Sequence[TrainingGroup]) -> DevEvaluator:
     return evaluate
 
 
-def group_loss(logits, cosines, config: TrainConfig, teacher_cosines=None):
-    """Listwise loss of ``[groups, group_size]`` logits whose column 0 is the positive.
+def fused_scores(logits, cosines, config: TrainConfig):
+    """The score the loss reads: ``logits + bi_encoder_prior * cosines`` when a prior is set, else the logits."""
+    return logits if cosines is None or not config.bi_encoder_prior else logits + config.bi_encoder_prior * cosines
 
-    Cross-entropy of the positive over each group (on ``logits + bi_encoder_prior * cosines`` when a
-    prior is set), plus ``distill_weight * KL(softmax(cosines / T) || softmax(logits))``; with
-    ``teacher_cosines``, ``distill_weight * KL(softmax(teacher_cosines / T) || softmax(student))``
-    where ``student`` is the (fused) score the cross-entropy reads.
-    """
+
+def group_loss(logits, cosines, config: TrainConfig):
+    """Listwise loss of ``[groups, group_size]`` logits whose column 0 is the positive: cross-entropy of
+    the positive over each group, on ``logits + bi_encoder_prior * cosines`` when a prior is set."""
     import torch
 
-    student = logits if cosines is None or not config.bi_encoder_prior else logits + config.bi_encoder_prior * cosines
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    loss = torch.nn.functional.cross_entropy(student, target)
-    if config.distill_weight and teacher_cosines is not None:
-        teacher = torch.softmax(teacher_cosines / config.distill_temperature, dim=1)
-        loss = loss + config.distill_weight * torch.nn.functional.kl_div(
-            torch.log_softmax(student, dim=1), teacher, reduction="batchmean")
-    elif config.distill_weight and cosines is not None:
-        teacher = torch.softmax(cosines / config.distill_temperature, dim=1)
-        loss = loss + config.distill_weight * torch.nn.functional.kl_div(
-            torch.log_softmax(logits, dim=1), teacher, reduction="batchmean")
-    return loss
-
-
-def pseudo_label(groups: Sequence[TrainingGroup], score: Callable[[str, list[str]], np.ndarray]) -> list[TrainingGroup]:
-    """Groups without a positive get the best-scored of their passages as one (the rest stay negatives)."""
-    labelled = []
-    for g in groups:
-        if g.positives or len(g.negatives) < 2:
-            labelled.append(g)
-            continue
-        scores = score(g.query, g.negatives)
-        best = int(np.argmax(scores))
-        labelled.append(TrainingGroup(g.query, [g.negatives[best]], g.negatives[:best] + g.negatives[best + 1:],
-                                      g.source + "+pseudo" if g.source else "pseudo"))
-    return labelled
+    return torch.nn.functional.cross_entropy(fused_scores(logits, cosines, config), target)
 
 
 def _resolve_base(name: str) -> str:
@@ -143,8 +113,8 @@ def _resolve_base(name: str) -> str:
     return resolve_bi_encoder(name)
 
 
-class _Prior:
-    """Frozen bi-encoder cosines for every (query, passage) text, computed once."""
+class FrozenCosines:
+    """Frozen bi-encoder cosines for every (query, passage) text, computed once (cached in ``cache_dir``)."""
 
     def __init__(self, model_name: str, texts: Sequence[str], cache_dir: str | None = None) -> None:
         import hashlib
@@ -178,8 +148,13 @@ def train_cross_encoder(
     config: TrainConfig | None = None,
     dev_evaluator: DevEvaluator | None = None,
     progress: bool = True,
+    loss_fn: GroupLoss | None = None,
 ) -> TrainResult:
     """Train, evaluate every ``eval_every`` steps, keep the best checkpoint, publish it to ``output``.
+
+    ``loss_fn(logits, cosines, queries, texts)`` replaces ``group_loss``: ``logits`` are
+    ``[groups, group_size]`` (column 0 the positive), ``cosines`` the frozen bi-encoder's of the same
+    pairs (None without a ``bi_encoder_prior``), ``queries`` and ``texts`` each group's query and texts.
 
     On CPU, denormal floats are flushed to zero while training (Adam's tiny second moments as
     denormals slow every update step); the process-wide setting is switched off again afterwards.
@@ -188,24 +163,19 @@ def train_cross_encoder(
 
     flush = not torch.cuda.is_available() and torch.set_flush_denormal(True)
     try:
-        return _train(groups, output, config, dev_evaluator, progress)
+        return _train(groups, output, config, dev_evaluator, progress, loss_fn)
     finally:
         if flush:
             torch.set_flush_denormal(False)
 
 
 def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainConfig | None,
-           dev_evaluator: DevEvaluator | None, progress: bool) -> TrainResult:
+           dev_evaluator: DevEvaluator | None, progress: bool, loss_fn: GroupLoss | None) -> TrainResult:
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     config = config or TrainConfig()
-    teacher = None
-    if config.teacher and config.distill_weight:
-        teacher = _Prior(config.teacher, [t for g in groups for t in (g.query, *g.positives, *g.negatives)],
-                         config.prior_cache)
-        groups = pseudo_label(groups, teacher.cosines)
     usable = [g for g in groups if g.positives and g.negatives]
     if not usable:
         raise InvalidInputError("no training group has both a positive and a negative")
@@ -226,9 +196,9 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
         source, num_labels=1, dtype=torch.float32,  # fp32 master weights, even from a half-precision folder
         attn_implementation="eager" if device.type == "cpu" else "sdpa").to(device)
     prior = None
-    if config.bi_encoder_prior or config.distill_weight:
+    if config.bi_encoder_prior:
         texts = [t for g in usable for t in (g.query, *g.positives, *g.negatives)]
-        prior = _Prior(config.bi_encoder, texts, config.prior_cache)
+        prior = FrozenCosines(config.bi_encoder, texts, config.prior_cache)
 
     steps_per_epoch = math.ceil(len(usable) / config.groups_per_batch)
     total_steps = config.max_steps or max(1, int(steps_per_epoch * config.epochs))
@@ -257,7 +227,7 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
                 out.append(model(**enc).logits[:, 0].float().cpu().numpy())
         model.train()
         scores = np.concatenate(out) if out else np.zeros(0, np.float32)
-        if prior is not None and config.bi_encoder_prior:
+        if prior is not None:
             scores = scores + config.bi_encoder_prior * prior_cosines(query, texts)
         return scores
 
@@ -302,29 +272,25 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
         rng.shuffle(order)
         for start in range(0, len(order), config.groups_per_batch):
             batch = [usable[i] for i in order[start : start + config.groups_per_batch]]
-            queries, passages = [], []
+            group_texts = []
             for g in batch:
                 negs = rng.sample(g.negatives, min(len(g.negatives), config.group_size - 1))
                 while len(negs) < config.group_size - 1:
                     negs.append(rng.choice(g.negatives))
-                texts = [rng.choice(g.positives), *negs]
-                queries += [g.query] * len(texts)
-                passages += texts
-            enc = tokenizer(queries, passages, truncation="longest_first", max_length=config.max_length,
-                            padding=True, return_tensors="pt").to(device)
+                group_texts.append([rng.choice(g.positives), *negs])
+            queries = [g.query for g in batch]
+            passages = [t for texts in group_texts for t in texts]
+            enc = tokenizer([q for q, texts in zip(queries, group_texts) for _ in texts], passages,
+                            truncation="longest_first", max_length=config.max_length, padding=True,
+                            return_tensors="pt").to(device)
             with torch.autocast(**autocast):
                 logits = model(**enc).logits.view(len(batch), config.group_size).float()
             cos = None
             if prior is not None:
-                cos = torch.from_numpy(np.stack([
-                    prior.cosines(g.query, passages[i * config.group_size:(i + 1) * config.group_size])
-                    for i, g in enumerate(batch)])).float().to(device)
-            teacher_cos = None
-            if teacher is not None:
-                teacher_cos = torch.from_numpy(np.stack([
-                    teacher.cosines(g.query, passages[i * config.group_size:(i + 1) * config.group_size])
-                    for i, g in enumerate(batch)])).float().to(device)
-            loss = group_loss(logits, cos, config, teacher_cos)
+                cos = torch.from_numpy(np.stack([prior.cosines(q, texts) for q, texts in zip(queries, group_texts)]
+                                                )).float().to(device)
+            loss = (loss_fn(logits, cos, queries, group_texts) if loss_fn is not None
+                    else group_loss(logits, cos, config))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

@@ -1,19 +1,25 @@
-"""Distilling a large bi-encoder's embedding space into a small one (Reimers & Gurevych, 2020).
+"""Experiment, not part of the package: distilling a large bi-encoder's embedding space into a small
+one (Reimers & Gurevych, 2020). A recipe's ``"bi_encoder_distill"`` stage (``run_experiment.py``,
+``distill-bi-encoder.json``); tried and not shipped (the README's "A distilled bi-encoder").
 
 The student (all-MiniLM-L6-v2 by default) learns to map each training text onto the teacher's
 embedding of it (all-mpnet-base-v2 by default) through a linear projection: the loss is the squared
 distance between ``W @ student(text)`` and ``teacher(text)``. The projection starts at the least-squares
 fit of the untrained student's embeddings, and the student's word-embedding matrix stays fixed (fewer
 parameters to fit on a CPU, and the trained model can be stored without it, see
-``rerankit.default_model``). No judgment is read: any texts of the target domain serve, e.g.
+``rerankit.shared_tensors``). No judgment is read: any texts of the target domain serve, e.g.
 unlabelled queries and passages.
 
 The result is a sentence-transformers folder (Transformer, mean Pooling, Dense, Normalize): its
-cosines are those of the projected space.
+cosines are those of the projected space. ``bi_encoder_stage`` runs it for a recipe (texts, teacher
+embeddings, dev measure on a held-out half of the dev queries) and ``install_bi_encoder`` stores it
+inside the model folder, where the fused reranker finds it (``rerankit.json``'s ``"bi_encoder"``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import shutil
@@ -25,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..io import atomic_write_json, publish_directory
+from rerankit.datasets import read_corpus_jsonl, read_queries_jsonl
+from rerankit.errors import InvalidInputError
+from rerankit.io import atomic_write_json, publish_directory
+from rerankit.training.recipe import TrecDevSet
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +83,7 @@ def distill_bi_encoder(texts: Sequence[str], teacher_vectors: np.ndarray, output
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from ..encoders import quiet_hf_logging, resolve_bi_encoder, sentence_transformer_modules
+    from rerankit.encoders import quiet_hf_logging, resolve_bi_encoder, sentence_transformer_modules
 
     models = sentence_transformer_modules()
 
@@ -193,3 +201,106 @@ def distill_bi_encoder(texts: Sequence[str], teacher_vectors: np.ndarray, output
         shutil.rmtree(work, ignore_errors=True)
     return BiEncoderDistillResult(out, best_dev, best_step, step, history)
 
+
+
+BI_ENCODER_FOLDER = "bi_encoder"  # a distilled bi-encoder's place inside the model folder
+WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+
+
+def query_half(qid: str) -> int:
+    """0 or 1: a fixed split of a collection's queries (SHA-1 of the id, so it does not depend on order)."""
+    return int(hashlib.sha1(qid.encode()).hexdigest(), 16) % 2
+
+
+def dev_half(dev: TrecDevSet, half: int) -> TrecDevSet:
+    """``dev`` keeping only the queries of ``half`` (changed in place and returned)."""
+    keep = [i for i, q in enumerate(dev.qids) if query_half(q) == half]
+    dev.qids, dev.queries, dev.doc_ids, dev.texts = (
+        [values[i] for i in keep] for values in (dev.qids, dev.queries, dev.doc_ids, dev.texts))
+    return dev
+
+
+def distillation_texts(spec: dict, data_root: Path, held_out: TrecDevSet | None) -> list[str]:
+    """The bi-encoder stage's texts: its ``queries`` files, then its ``corpora``, without the held-out
+    dev queries' candidates and judged passages (by id) and without repeats."""
+    banned: set[str] = set()
+    if held_out is not None:
+        banned = {d for ids in held_out.doc_ids for d in ids}
+        banned |= {d for q in held_out.qids for d in held_out.qrels.get(q, {})}
+    texts = [t.strip() for path in spec.get("queries", []) for t in read_queries_jsonl(data_root / path).values()]
+    texts += [d.full_text for path in spec.get("corpora", []) for d in read_corpus_jsonl(data_root / path)
+              if d.id not in banned]
+    return list(dict.fromkeys(t for t in texts if t))
+
+
+def bi_encoder_stage(spec: dict, root: Path, dev_cfg: dict, stage_dir: Path) -> tuple[dict, TrecDevSet | None]:
+    """Distil the teacher into a bi-encoder at ``stage_dir`` (reused where a finished one is there).
+
+    Returns the stage summary and the held-out dev set (the queries the fusion is then fitted on).
+    """
+    from rerankit.encoders import embed
+
+    config = BiEncoderDistillConfig(**spec.get("train", {}))
+    half = spec.get("held_out_half")
+    depth = dev_cfg.get("fusion_depth", 100)
+    held_out = None if half is None else dev_half(TrecDevSet(root / dev_cfg["collection"], depth=depth), half)
+    dev = held_out or TrecDevSet(root / dev_cfg["collection"], depth=depth)
+    if (stage_dir / "distillation.json").is_file():
+        log.info("reusing the bi-encoder already distilled at %s (delete it to train again)", stage_dir)
+        done = json.loads((stage_dir / "distillation.json").read_text())
+        return {**{k: done[k] for k in ("texts", "steps", "best_step", "best_dev", "history", "config")},
+                "reused": str(stage_dir), "dev_queries": len(dev.qids), "held_out_half": half}, held_out
+    texts = distillation_texts(spec, root, held_out)
+    log.info("distillation texts: %d; embedding them with the teacher %s", len(texts), config.teacher)
+    teacher = embed(texts, config.teacher)
+
+    def evaluate(embed_texts) -> float:
+        def cosines(query: str, candidates) -> np.ndarray:
+            vectors = embed_texts([query, *candidates])
+            return vectors[1:] @ vectors[0]
+
+        return dev.evaluate(cosines)
+
+    result = distill_bi_encoder(texts, teacher, stage_dir, config, evaluate)
+    return {"texts": len(texts), "steps": result.steps, "best_step": result.best_step, "best_dev": result.best_dev,
+            "history": result.history, "config": asdict(config), "dev_queries": len(dev.qids),
+            "held_out_half": half}, held_out
+
+
+def install_bi_encoder(stage_dir: Path, model_dir: Path, student: str) -> Path:
+    """Copy the distilled bi-encoder into the model folder in fp16, without the student's (frozen) word embeddings."""
+    from rerankit.shared_tensors import strip_shared
+    from rerankit.training.recipe import store_half_precision
+
+    folder = model_dir / BI_ENCODER_FOLDER
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(stage_dir, folder)
+    for weights_folder in (folder, *(p.parent for p in folder.glob("*_Dense/model.safetensors"))):
+        store_half_precision(weights_folder)
+    strip_shared(folder, {WORD_EMBEDDINGS: (student, WORD_EMBEDDINGS)})
+    return folder
+
+
+def share_word_embeddings(model_dir: Path, source: str) -> float:
+    """Give the cross-encoder ``source``'s word embeddings and store it without them; returns the largest change.
+
+    For a cross-encoder whose word embeddings barely moved from its start model's while training
+    (the recipe's ``"storage": {"share_word_embeddings": source}``).
+    """
+    from safetensors.torch import load_file
+    from safetensors.torch import save as save_bytes
+
+    from rerankit.io import atomic_write_bytes
+    from rerankit.shared_tensors import source_tensor, strip_shared
+
+    path = model_dir / "model.safetensors"
+    weights = load_file(str(path))
+    name = next((k for k in weights if k.endswith(WORD_EMBEDDINGS)), None)
+    if name is None:
+        raise InvalidInputError(f"{path} has no {WORD_EMBEDDINGS}")
+    original = source_tensor(model_dir, source, WORD_EMBEDDINGS)
+    change = float((weights[name].float() - original.float()).abs().max())
+    weights[name] = original.to(weights[name].dtype)
+    atomic_write_bytes(path, save_bytes({k: v.contiguous() for k, v in weights.items()}, metadata={"format": "pt"}))
+    strip_shared(model_dir, {name: (source, WORD_EMBEDDINGS)})
+    return change

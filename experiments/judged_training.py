@@ -1,4 +1,5 @@
-"""Fine-tuning on a graded, judged collection (TREC DL style), with the step count chosen by k-fold.
+"""Experiment, not part of the package: fine-tuning on a graded, judged collection (TREC DL style),
+with the step count chosen by k-fold. A recipe's ``"finetune"`` stage (``run_experiment.py``).
 
 Groups come from the judgments themselves: for each query and each grade ``g >= 1``, the passages
 judged ``g`` are positives and the passages judged below ``g`` are negatives (for ``g >= 2`` the
@@ -9,7 +10,12 @@ teaches both relevance and its grades.
 model, scores the held-out queries every ``eval_every`` steps, and picks the step count with the
 best mean held-out nDCG@10. It keeps the held-out ("out-of-fold") scores at that step, so that a
 fusion fitted on them has never seen its own training queries. A last run on every query, for the
-chosen number of steps, gives the model.
+chosen number of steps, gives the model; the fusion weights are then fitted on the out-of-fold
+scores (``out_of_fold_pairs``), so that no weight is fitted on scores of a model that trained on the
+same queries.
+
+Tried on TREC DL21 after the ``distill-mpnet.json`` stage (``benchmarks/quality_ablation.py``, row
+``dl21-finetune``): dropped.
 """
 
 from __future__ import annotations
@@ -17,15 +23,16 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..datasets import Qrels, read_corpus_jsonl, read_qrels, read_queries_jsonl, read_trec_run
-from ..evaluation.metrics import trec_order
-from .data import TrainingGroup
-from .trainer import ScorePairs, TrainConfig, train_cross_encoder
+from rerankit.datasets import Qrels, read_corpus_jsonl, read_qrels, read_queries_jsonl, read_trec_run
+from rerankit.evaluation.metrics import trec_order
+from rerankit.training.data import TrainingGroup
+from rerankit.training.fusion import DevPairs
+from rerankit.training.trainer import ScorePairs, TrainConfig, train_cross_encoder
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +100,7 @@ class HeldOutScorer:
 
 def ndcg_at_10(scores: dict[str, np.ndarray], doc_ids: dict[str, list[str]], qrels: Qrels) -> float:
     """Mean nDCG@10 (trec_eval) of the rankings that ``scores`` give ``doc_ids``."""
-    from ..evaluation.metrics import evaluate
+    from rerankit.evaluation.metrics import evaluate
 
     run = {q: {d: float(s) for d, s in zip(doc_ids[q], sc)} for q, sc in scores.items()}
     return evaluate(run, qrels, ["nDCG@10"]).aggregate["nDCG@10"]
@@ -136,3 +143,53 @@ def kfold_finetune(collection: JudgedCollection, config: TrainConfig, work_dir: 
     j = steps.index(best_step)
     out_of_fold = {q: s for _, scorer in per_fold for q, s in scorer.history[j].items()}
     return KFoldResult(best_step, dev_by_step, out_of_fold, doc_ids, fold_qids)
+
+
+def out_of_fold_pairs(result: KFoldResult, collection: JudgedCollection, config: TrainConfig) -> DevPairs:
+    """The held-out scores as fusion inputs: cross-encoder logits and bi-encoder cosines.
+
+    The held-out scores are the training objective, ``logit + bi_encoder_prior * cosine``; the fusion
+    (and the fused reranker at inference) reads the logit alone, so the prior is taken out again.
+    """
+    from rerankit.encoders import embed
+
+    qids = sorted(result.out_of_fold)
+    cosines = []
+    for q in qids:
+        vectors = embed([collection.queries[q], *[collection.texts[d] for d in result.doc_ids[q]]], config.bi_encoder)
+        cosines.append(vectors[1:] @ vectors[0])
+    logits = [result.out_of_fold[q] - config.bi_encoder_prior * cos for q, cos in zip(qids, cosines)]
+    return DevPairs(qids, [result.doc_ids[q] for q in qids], logits, cosines)
+
+
+def finetune_stage(recipe: dict, root: Path, start: Path, output: Path, base_config: TrainConfig,
+                   progress: bool) -> tuple[Path, DevPairs | None, dict]:
+    """The recipe's ``"finetune"`` stage: k-fold fine-tuning on the development collection's judgments
+    (``collection``, ``runs``, ``folds``, ``depth``, ``train``: TrainConfig changes) from ``start``.
+
+    Returns (model, out-of-fold pairs, summary); (``start``, None, summary) where no step count beat
+    the start model on held-out queries.
+    """
+    import shutil
+    import tempfile
+
+    spec = recipe["finetune"]
+    collection = JudgedCollection.read(root / spec.get("collection", recipe["dev"]["collection"]),
+                                       spec.get("runs", ["runs/bm25.top100.trec"]))
+    config = replace(base_config, base_model=str(start), **spec.get("train", {}))
+    work = Path(tempfile.mkdtemp(prefix=".rerankit-kfold-", dir=output.resolve().parent))
+    try:
+        result = kfold_finetune(collection, config, work, folds=spec.get("folds", 5), depth=spec.get("depth", 100),
+                                seed=recipe.get("seed", 0), progress=progress)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = {"finetune_collection": spec.get("collection", recipe["dev"]["collection"]),
+               "finetune_folds": len(result.folds), "finetune_best_step": result.best_step,
+               "finetune_dev_by_step": {str(k): round(v, 4) for k, v in result.dev_by_step.items()},
+               "finetune_config": asdict(config)}
+    if result.best_step == 0:
+        log.info("fine-tuning did not help on held-out queries; keeping the start model")
+        return start, None, summary
+    groups = collection.groups(collection.qids())
+    final = train_cross_encoder(groups, output, replace(config, max_steps=result.best_step), None, progress=progress)
+    return final.output, out_of_fold_pairs(result, collection, config), summary

@@ -1,4 +1,5 @@
-"""Distilling a teacher's embedding space into all-MiniLM-L6-v2, and storing it without shared tensors."""
+"""Model folders stored without the tensors another model carries (``rerankit.shared_tensors``), and the
+bf16 embedder over a sentence-transformers folder with a Dense projection (a distilled bi-encoder's layout)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,17 @@ import numpy as np
 import pytest
 
 from rerankit.encoders import sentence_transformer_modules
-from rerankit.errors import InvalidInputError
 from rerankit.shared_tensors import SHARED_FILE, complete_folder, pack_into_parent, strip_shared
-from rerankit.training.bi_encoder_distill import BiEncoderDistillConfig, distill_bi_encoder
 
 ADJECTIVES = ("red", "blue", "green", "small", "large", "old", "quiet", "bright", "heavy", "cold")
 NOUNS = ("car", "house", "tree", "river", "song", "book", "horse", "lamp", "city", "garden")
 VERBS = ("stands", "moves", "waits", "shines", "falls")
-# more texts than the student has dimensions, so the starting least-squares projection cannot fit them exactly
+# more texts than the student has dimensions (a distillation's least-squares start cannot fit them exactly)
 TEXTS = [f"the {a} {n} {v}" for a in ADJECTIVES for n in NOUNS for v in VERBS]
 WORDS = "embeddings.word_embeddings.weight"
 
 
-def _tiny_student(folder):
+def tiny_student(folder: Path) -> Path:
     """A sentence-transformers folder: a random 2-layer BERT (width 64), mean pooling, normalization."""
     import torch
     from sentence_transformers import SentenceTransformer
@@ -41,46 +40,19 @@ def _tiny_student(folder):
 
 
 @pytest.fixture(scope="module")
-def distilled(tmp_path_factory):
-    """A tiny random student trained 40 steps towards a 16-d teacher, with its dev history."""
-    root = tmp_path_factory.mktemp("distill")
-    start = _tiny_student(root / "start")
-    rng = np.random.default_rng(0)
-    words = {w: rng.normal(size=16) for w in (*ADJECTIVES, *NOUNS, *VERBS)}
-    # a teacher whose space multiplies the adjective's and the noun's vectors: no linear map of a
-    # bag-of-words embedding fits it, so the student's layers have to learn
-    teacher = np.stack([words[a] * words[n] + words[v] for a, n, v in (t.split()[1:] for t in TEXTS)])
-    teacher = (teacher / np.linalg.norm(teacher, axis=1, keepdims=True)).astype(np.float32)
-
-    def closeness(embed) -> float:  # minus the mean squared distance to the teacher
-        return -float(((embed(TEXTS) - teacher) ** 2).sum(1).mean())
-
-    config = BiEncoderDistillConfig(student=str(start), batch_size=32, max_steps=120, eval_every=60,
-                                    learning_rate=5e-4, projection_learning_rate=1e-3, warmup_steps=20,
-                                    max_minutes=None, threads=2)
-    result = distill_bi_encoder(TEXTS, teacher, root / "student", config, closeness)
-    return root / "student", teacher, result, start
-
-
-def test_every_checkpoint_is_measured_and_the_best_is_kept(distilled):
-    folder, _, result, _ = distilled
-    devs = [h["dev"] for h in result.history]
-    assert [h["step"] for h in result.history] == [0, 60, 120] and result.steps == 120
-    assert len(set(devs)) == 3  # the layers and the projection did change between checkpoints
-    assert result.best_dev == max(devs) and result.best_step == result.history[devs.index(max(devs))]["step"]
-    assert json.loads((folder / "distillation.json").read_text())["best_step"] == result.best_step
-
-
-def test_the_saved_student_loads_and_embeds_in_the_teacher_space(distilled):
+def projected(tmp_path_factory):
+    """(a tiny student with a random 16-d Dense projection, the student without it): the same word embeddings."""
+    import torch
     from sentence_transformers import SentenceTransformer
 
-    from rerankit.encoders import embed
-
-    folder, teacher, result, _ = distilled
-    model = SentenceTransformer(str(folder), device="cpu")
-    vectors = model.encode(TEXTS, normalize_embeddings=True)
-    assert vectors.shape == (len(TEXTS), 16) and len(model) == 4 and type(model[2]).__name__ == "Dense"
-    assert -float(((vectors - teacher) ** 2).sum(1).mean()) == pytest.approx(result.best_dev, abs=0.02)
+    root = tmp_path_factory.mktemp("projected")
+    start = tiny_student(root / "start")
+    models = sentence_transformer_modules()
+    base = SentenceTransformer(str(start), device="cpu")
+    torch.manual_seed(1)
+    dense = models.Dense(64, 16, bias=False, activation_function=torch.nn.Identity())
+    SentenceTransformer(modules=[base[0], base[1], dense, models.Normalize()], device="cpu").save(str(root / "model"))
+    return root / "model", start
 
 
 def test_the_bf16_embedder_applies_a_dense_projection(tmp_path):
@@ -103,15 +75,15 @@ def test_the_bf16_embedder_applies_a_dense_projection(tmp_path):
     assert np.min(np.sum(fused * reference, axis=1)) > 0.99
 
 
-def test_shared_word_embeddings_are_stripped_and_restored(distilled, tmp_path):
+def test_shared_word_embeddings_are_stripped_and_restored(projected, tmp_path):
     import shutil
 
     from sentence_transformers import SentenceTransformer
 
-    folder, _, _, start = distilled
+    folder, start = projected
     stored = tmp_path / "stored"
     shutil.copytree(folder, stored)
-    strip_shared(stored, {WORDS: (str(start), WORDS)})  # the frozen words are the start model's
+    strip_shared(stored, {WORDS: (str(start), WORDS)})  # the words are the start model's
     assert (stored / "model.safetensors").stat().st_size < (folder / "model.safetensors").stat().st_size / 1.5
     assert json.loads((stored / SHARED_FILE).read_text())["files"] == {"model.safetensors": {WORDS: [str(start), WORDS]}}
     restored = complete_folder(stored, cache_dir=tmp_path / "cache")
@@ -121,13 +93,13 @@ def test_shared_word_embeddings_are_stripped_and_restored(distilled, tmp_path):
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_a_nested_model_packed_into_its_parent_file_loads_the_same(distilled, tmp_path):
+def test_a_nested_model_packed_into_its_parent_file_loads_the_same(projected, tmp_path):
     import shutil
 
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 
-    folder, _, _, start = distilled
+    folder, start = projected
     parent = tmp_path / "parent"
     shutil.copytree(start, parent)  # an outer model with its own weights file
     shutil.copytree(folder, parent / "inner")
@@ -143,12 +115,12 @@ def test_a_nested_model_packed_into_its_parent_file_loads_the_same(distilled, tm
     assert set(load_file(str(Path(outer_done) / "model.safetensors"))) == set(load_file(str(start / "model.safetensors")))
 
 
-def test_a_changed_tensor_cannot_be_declared_shared(distilled, tmp_path):
+def test_a_changed_tensor_cannot_be_declared_shared(projected, tmp_path):
     import shutil
 
     from safetensors.torch import load_file, save_file
 
-    _, _, _, start = distilled
+    _, start = projected
     stored = tmp_path / "stored"
     shutil.copytree(start, stored)
     weights = load_file(str(stored / "model.safetensors"))
@@ -162,10 +134,3 @@ def test_a_changed_tensor_cannot_be_declared_shared(distilled, tmp_path):
 def test_a_folder_without_shared_tensors_is_used_as_it_is(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     assert complete_folder(tmp_path) == str(tmp_path)
-
-
-def test_bad_inputs_raise_typed_errors(tmp_path):
-    with pytest.raises(InvalidInputError):
-        distill_bi_encoder(TEXTS, np.zeros((3, 4)), tmp_path / "x")
-    with pytest.raises(InvalidInputError):
-        distill_bi_encoder([], np.zeros((0, 4)), tmp_path / "x")

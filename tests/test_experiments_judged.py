@@ -1,15 +1,22 @@
-"""Fine-tuning on graded judgments: groups per grade, and k-fold step selection with out-of-fold scores."""
+"""experiments/judged_training.py (not part of the package): fine-tuning on graded judgments, groups per
+grade, and k-fold step selection with out-of-fold scores; run as a recipe's "finetune" stage."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rerankit.training.judged import JudgedCollection, kfold_finetune
 from rerankit.training.trainer import TrainConfig
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+if str(EXPERIMENTS) not in sys.path:
+    sys.path.insert(0, str(EXPERIMENTS))
+
+from judged_training import JudgedCollection, KFoldResult, kfold_finetune, out_of_fold_pairs  # noqa: E402
 
 TOPICS = ["volcano", "pasta", "tides", "koala", "violin", "copper"]
 
@@ -74,8 +81,9 @@ def test_kfold_picks_a_step_and_scores_every_query_out_of_fold(tmp_path, tiny_cr
 
 @pytest.mark.slow
 def test_recipe_with_start_model_and_finetune_writes_a_fused_model(tmp_path, tiny_cross_encoder_dir):
+    from run_experiment import run_experiment
+
     from rerankit import load_reranker
-    from rerankit.training.recipe import run_recipe
 
     root = tmp_path / "data"
     make_collection(root / "judged")
@@ -88,7 +96,7 @@ def test_recipe_with_start_model_and_finetune_writes_a_fused_model(tmp_path, tin
     }
     path = tmp_path / "recipe.json"
     path.write_text(json.dumps(recipe))
-    summary = run_recipe(path, tmp_path / "model", data_root=root, progress=False)
+    summary = run_experiment(path, tmp_path / "model", data_root=root, progress=False)
     assert summary["finetune_folds"] == 3 and set(summary["finetune_dev_by_step"]) == {"0", "2", "4"}
     assert summary["fusion_fitted_on"].startswith("out-of-fold" if summary["finetune_best_step"] else "the final")
     saved = json.loads((tmp_path / "model" / "recipe_summary.json").read_text())
@@ -100,8 +108,6 @@ def test_recipe_with_start_model_and_finetune_writes_a_fused_model(tmp_path, tin
 
 def test_out_of_fold_pairs_take_the_prior_out_of_the_held_out_scores(tmp_path):
     from rerankit.encoders import embed
-    from rerankit.training.judged import KFoldResult
-    from rerankit.training.recipe import out_of_fold_pairs
 
     collection = JudgedCollection.read(make_collection(tmp_path / "judged"))
     doc_ids = {"q0": ["q0-best", "q0-none"], "q1": ["q1-some", "q1-best"]}
