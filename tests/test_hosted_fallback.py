@@ -11,8 +11,9 @@ from test_hosted_support import Reply, cohere_like, stand_in
 from test_server_support import PASSWORD_DOCS, PASSWORD_QUERY, LengthReranker
 
 import rerankit
-from rerankit import FallbackError, FallbackReranker, RetryPolicy, load_reranker
+from rerankit import FallbackError, RetryPolicy, load_reranker
 from rerankit.errors import InvalidInputError, UnknownSpecError
+from rerankit.rerankers.fallback import FallbackReranker
 
 
 class Broken(LengthReranker):

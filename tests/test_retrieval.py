@@ -226,10 +226,10 @@ class ReverseReranker(Reranker):
 def test_retrieve_and_rerank_keeps_first_stage_ranks() -> None:
     retriever = StubRetriever(["a", "b", "c", "d", "e"])
     results = retrieve_and_rerank(retriever, "q", k=2, candidates=4, reranker=ReverseReranker())
-    assert [(r.id, r.rank, r.first_stage_rank, r.score) for r in results] == [("d", 0, 3, 3.0), ("c", 1, 2, 2.0)]
+    assert [(r.id, r.rank, r.index, r.score) for r in results] == [("d", 0, 3, 3.0), ("c", 1, 2, 2.0)]
     assert results[0].first_stage_score == pytest.approx(1 / 4)
     plain = retrieve_and_rerank(retriever, "q", k=2, candidates=4)
-    assert [(r.id, r.rank, r.first_stage_rank) for r in plain] == [("a", 0, 0), ("b", 1, 1)]
+    assert [(r.id, r.rank, r.index) for r in plain] == [("a", 0, 0), ("b", 1, 1)]
     with pytest.raises(InvalidInputError):
         retrieve_and_rerank(retriever, "q", k=2, candidates=0)
 

@@ -365,6 +365,14 @@ def test_config_validation():
     assert ModelSpec.parse("default") == ModelSpec("default", "default")
     config = ServerConfig(models=(ModelSpec("a", "x"),), api_keys=("k",), max_documents=5, max_queue_documents=5)
     assert ServerConfig.from_json(config.to_json()) == config
+    with pytest.raises(InvalidInputError, match="--max-documents must be a positive integer, got 'many'"):
+        ServerConfig(max_documents="many")
+    with pytest.raises(InvalidInputError, match="--graceful-timeout-s: Input should be a valid number"):
+        ServerConfig(graceful_timeout_s="soon")
+    with pytest.raises(InvalidInputError, match="--max-docs: Extra inputs are not permitted"):
+        ServerConfig(max_docs=5)
+    with pytest.raises(InvalidInputError, match="--models"):
+        ServerConfig.from_json('{"models": [{"name": "a"}]}')
 
 
 def test_load_model_passes_backend_and_long_docs(tiny_cross_encoder_dir):

@@ -1,4 +1,9 @@
-"""rerankit: two-stage retrieval with reranking, evaluation, a CLI and a service."""
+"""rerankit: two-stage retrieval with reranking, evaluation, a CLI and a service.
+
+The top level holds what a user needs: ``load_reranker`` (and ``register``), the types (``Document``,
+``RankedResult``, ``Reranker``, ``RetryPolicy``), ``Pipeline`` and ``Answer``, and the errors. The rest is
+reached through its module: ``rerankit.retrieval`` (indexes and first stages), ``rerankit.pipeline``
+(answerers), ``rerankit.evaluation``, ``rerankit.rerankers`` (the reranker classes), ``rerankit.settings``."""
 
 from .errors import (
     BackendUnavailableError,
@@ -15,9 +20,8 @@ from .errors import (
     UnknownSpecError,
 )
 from .http_client import RetryPolicy
-from .pipeline import Answer, ChatAnswerer, ExtractiveAnswerer, Pipeline, Source
+from .pipeline import Answer, Pipeline
 from .rerankers import Reranker, load_reranker, register
-from .rerankers.fallback import FallbackReranker
 from .types import Document, RankedResult
 from .version import __version__
 
@@ -39,12 +43,8 @@ __all__ = [
     "ProviderTimeoutError",
     "FallbackError",
     "EmbeddingServiceError",
-    "FallbackReranker",
     "RetryPolicy",
     "Pipeline",
     "Answer",
-    "Source",
-    "ExtractiveAnswerer",
-    "ChatAnswerer",
     "__version__",
 ]

@@ -37,23 +37,28 @@ DocumentInput = Union[str, Document, Mapping[str, Any]]
 
 @dataclass(frozen=True)
 class RankedResult:
-    """One reranked document.
+    """One ranked passage: what ``Reranker.rerank``, ``retrieve_and_rerank`` and ``Pipeline`` return.
 
-    ``index`` points into the input list, ``original_rank`` is its 0-based position there
-    (so ``index == original_rank`` for plain lists), ``rank`` its 0-based position after reranking.
-    ``offsets``, where the reranker reports it, is the ``(start, end)`` character span of
-    ``document.full_text`` that was scored (the best window of a long document).
-    ``backend``, where the reranker reports it (hosted APIs, LLMs, fallback chains), names the
-    backend that produced the score, e.g. ``cohere:rerank-v3.5`` or ``default``.
+    ``index`` is its 0-based position in the input: the list given to ``rerank``, or the first stage's
+    ranking after retrieval (there it is the first-stage rank). ``rank`` is its 0-based position after
+    reranking and ``score`` the reranker's score (the first stage's where nothing reranked).
+    ``first_stage_score`` is the retriever's score, where there was a first stage. ``offsets``, where the
+    reranker reports it, is the ``(start, end)`` character span of ``document.full_text`` that was scored
+    (the best window of a long document). ``backend``, where the reranker reports it (hosted APIs, LLMs,
+    fallback chains), names the backend that produced the score, e.g. ``cohere:rerank-v3.5`` or ``default``.
     """
 
     index: int
     score: float
     document: Document
     rank: int
-    original_rank: int
     offsets: tuple[int, int] | None = None
     backend: str | None = None
+    first_stage_score: float | None = None
+
+    @property
+    def id(self) -> str | None:
+        return self.document.id
 
     @property
     def text(self) -> str:

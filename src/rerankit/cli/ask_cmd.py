@@ -75,8 +75,8 @@ def ask(
             "question": answer.question, "answer": answer.text, "answerer": answer.answerer,
             "reranker": answer.reranker, "retrieved": answer.retrieved,
             "sources": [
-                {"n": s.number, "id": s.id, "title": s.document.title, "text": s.document.text, "score": s.score,
-                 "first_stage_rank": s.first_stage_rank + 1, "backend": s.backend, "cited": s.number in answer.cited}
+                {"n": s.rank + 1, "id": s.id, "title": s.document.title, "text": s.document.text, "score": s.score,
+                 "first_stage_rank": s.index + 1, "backend": s.backend, "cited": s.rank + 1 in answer.cited}
                 for s in answer.sources
             ],
         }, ensure_ascii=False, indent=2))
@@ -89,10 +89,10 @@ def ask(
     ranked = f"reranked by {answer.reranker}" if answer.reranker else "first-stage order"
     typer.echo(f"\nSources ({corpus}: top {len(answer.sources)} of {answer.retrieved} retrieved, {ranked}):")
     for s in answer.sources:
-        mark = "*" if s.number in answer.cited else " "
+        mark = "*" if s.rank + 1 in answer.cited else " "
         backend = f", by {s.backend}" if s.backend and s.backend != answer.reranker else ""
         label = s.id or ""
-        typer.echo(f"{mark}[{s.number}] {label}  score {s.score:.3f}{backend}  (first stage #{s.first_stage_rank + 1})")
+        typer.echo(f"{mark}[{s.rank + 1}] {label}  score {s.score:.3f}{backend}  (first stage #{s.index + 1})")
         title = f"{s.document.title}: " if s.document.title else ""
         typer.echo(f"     {snippet(title + s.document.text, SNIPPET_CHARS)}")
     if answer.cited:

@@ -32,7 +32,7 @@ def demo(
     for col in ("rank", "was", "score", "id", "passage"):
         after.add_column(col)
     for r in result.reranked:
-        after.add_row(str(r.rank + 1), str(r.original_rank + 1), f"{r.score:.3f}", r.document.id or "", r.document.text)
+        after.add_row(str(r.rank + 1), str(r.index + 1), f"{r.score:.3f}", r.document.id or "", r.document.text)
     console.print(after)
     prec = Table(title=f"Precision on {result.n_queries} labelled queries (judged by passage id)")
     for col in ("metric", "bi-encoder", "reranked"):

@@ -55,7 +55,7 @@ def search(
         rows = [
             {
                 "rank": h.rank + 1,
-                "first_stage_rank": h.first_stage_rank + 1,
+                "first_stage_rank": h.index + 1,
                 "score": h.score,
                 "id": h.id,
                 "title": h.document.title,
@@ -79,7 +79,7 @@ def search(
     for h in hits:
         text = f"{h.document.title}: {h.document.text}" if h.document.title else h.document.text
         table.add_row(
-            str(h.rank + 1), str(h.first_stage_rank + 1), f"{h.score:.4f}", Text(str(h.id)),
+            str(h.rank + 1), str(h.index + 1), f"{h.score:.4f}", Text(str(h.id)),
             Text(snippet(text, SNIPPET_CHARS)),
         )
     console.print(table)

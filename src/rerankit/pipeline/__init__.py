@@ -1,6 +1,6 @@
 """Retrieve -> rerank -> answer with [n] citations: ``Pipeline`` and its answerers."""
 
-from .base import Answer, Answerer, Pipeline, Source
+from .base import Answer, Answerer, Pipeline
 from .demo import demo_retriever
 from .extractive import ExtractiveAnswerer
 from .generative import ChatAnswerer
@@ -10,7 +10,6 @@ __all__ = [
     "Answer",
     "Answerer",
     "Pipeline",
-    "Source",
     "ExtractiveAnswerer",
     "ChatAnswerer",
     "demo_retriever",

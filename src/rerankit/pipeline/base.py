@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import InvalidInputError
 from ..rerankers.base import Reranker
-from ..types import Document, normalize_query
+from ..types import Document, RankedResult, normalize_query
 from ..validation import positive_int
 from .text import clean_citations
 
@@ -26,35 +26,20 @@ class Answerer(Protocol):
 
 
 @dataclass(frozen=True)
-class Source:
-    """A passage the answer may cite as ``[number]``: its reranker score and both stages' ranks (0-based)."""
-
-    number: int
-    document: Document
-    score: float
-    first_stage_rank: int
-    first_stage_score: float
-    backend: str | None = None
-
-    @property
-    def id(self) -> str | None:
-        return self.document.id
-
-
-@dataclass(frozen=True)
 class Answer:
-    """The answer ``text`` with ``[n]`` citations, every ``source`` it could cite, and those it did cite;
-    ``retrieved`` counts the first-stage passages the sources were chosen from."""
+    """The answer ``text`` with ``[n]`` citations, every ``source`` it could cite (source ``n`` is
+    ``sources[n - 1]``, whose ``rank`` is ``n - 1``), the numbers it did cite, and ``retrieved``, how many
+    first-stage passages the sources were chosen from."""
 
     question: str
     text: str
-    sources: list[Source]
+    sources: list[RankedResult]
     cited: list[int] = field(default_factory=list)
     answerer: str = ""
     reranker: str | None = None
     retrieved: int = 0
 
-    def cited_sources(self) -> list[Source]:
+    def cited_sources(self) -> list[RankedResult]:
         return [self.sources[n - 1] for n in self.cited]
 
 
@@ -87,22 +72,15 @@ class Pipeline:
         self.retriever, self.reranker, self.answerer = retriever, reranker, answerer
         self.candidates, self.top_k = positive_int(candidates, "candidates"), positive_int(top_k, "top_k")
 
-    def _ranked(self, question: str, candidates: int | None, top_k: int | None) -> tuple[list[Source], int]:
-        question = normalize_query(question)
+    def _ranked(self, question: str, candidates: int | None, top_k: int | None) -> tuple[list[RankedResult], int]:
+        from ..retrieval.base import ranked_candidates
+
         n = positive_int(self.candidates if candidates is None else candidates, "candidates")
         k = positive_int(self.top_k if top_k is None else top_k, "top_k")
-        hits = self.retriever.search(question, max(n, k) if self.reranker is not None else k)
-        if self.reranker is None or not hits:
-            return [Source(i + 1, h.document, h.score, h.rank, h.score) for i, h in enumerate(hits[:k])], len(hits)
-        results = self.reranker.rerank(question, [h.document for h in hits], top_k=k)
-        sources = [
-            Source(r.rank + 1, r.document, r.score, hits[r.index].rank, hits[r.index].score, r.backend)
-            for r in results
-        ]
-        return sources, len(hits)
+        return ranked_candidates(self.retriever, normalize_query(question), k, n, self.reranker)
 
-    def sources(self, question: str, candidates: int | None = None, top_k: int | None = None) -> list[Source]:
-        """Retrieve ``candidates`` passages, rerank, keep the best ``top_k`` as numbered sources."""
+    def sources(self, question: str, candidates: int | None = None, top_k: int | None = None) -> list[RankedResult]:
+        """Retrieve ``candidates`` passages, rerank, keep the best ``top_k`` (source ``n`` is ``rank + 1``)."""
         return self._ranked(question, candidates, top_k)[0]
 
     def ask(self, question: str, candidates: int | None = None, top_k: int | None = None) -> Answer:

@@ -22,15 +22,14 @@ def order_by_score(scores: np.ndarray) -> np.ndarray:
 def rank_documents(
     scores: np.ndarray, documents: Sequence[Document], top_k: int | None = None, backend: str | None = None
 ) -> list[RankedResult]:
-    """Turn per-document scores into ``RankedResult`` objects, best first, ties by original rank.
+    """Turn per-document scores into ``RankedResult`` objects, best first, ties by input position.
 
     ``backend``, if given, is recorded in every result (which backend produced the scores)."""
     order = order_by_score(scores)
     if top_k is not None:
         order = order[:top_k]
     return [
-        RankedResult(index=int(i), score=float(scores[i]), document=documents[i], rank=r, original_rank=int(i),
-                     backend=backend)
+        RankedResult(index=int(i), score=float(scores[i]), document=documents[i], rank=r, backend=backend)
         for r, i in enumerate(order)
     ]
 

@@ -1,6 +1,6 @@
 """First-stage retrieval: BM25, dense and hybrid retrievers, passage sources, and a persistent index."""
 
-from .base import Hit, RerankedHit, Retriever, retrieve_and_rerank
+from .base import Hit, Retriever, retrieve_and_rerank
 from .bm25 import BM25, BM25Retriever
 from ..errors import EmbeddingServiceError
 from .dense import DenseRetriever, Embedder, LocalEmbedder, OpenAIEmbedder
@@ -10,7 +10,6 @@ from .sources import load_passages
 
 __all__ = [
     "Hit",
-    "RerankedHit",
     "Retriever",
     "retrieve_and_rerank",
     "BM25",

@@ -1,15 +1,16 @@
-"""What every first stage returns (``Hit``), what it implements (``Retriever``), and the two-stage step."""
+"""What every first stage returns (``Hit``), what it implements (``Retriever``), and the two-stage step
+(``retrieve_and_rerank``, which ``Pipeline`` and the CLI share)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..types import Document, DocumentInput, normalize_documents
+from ..types import Document, DocumentInput, RankedResult, normalize_documents
 from ..validation import positive_int
 
 if TYPE_CHECKING:
@@ -26,22 +27,6 @@ class Hit:
     document: Document
     score: float
     rank: int
-
-    @property
-    def id(self) -> str | None:
-        return self.document.id
-
-
-@dataclass(frozen=True)
-class RerankedHit:
-    """A passage after both stages: 0-based ``rank`` and ``score`` from the reranker (or the first
-    stage when there was no reranker), ``first_stage_rank``/``first_stage_score`` from retrieval."""
-
-    document: Document
-    score: float
-    rank: int
-    first_stage_rank: int
-    first_stage_score: float
 
     @property
     def id(self) -> str | None:
@@ -96,13 +81,19 @@ def retrieve_and_rerank(
     k: int,
     candidates: int,
     reranker: Reranker | None = None,
-) -> list[RerankedHit]:
-    """Retrieve ``max(candidates, k)`` passages, rerank them if a reranker is given, keep the best ``k``."""
+) -> list[RankedResult]:
+    """Retrieve ``max(candidates, k)`` passages, rerank them if a reranker is given, keep the best ``k``.
+
+    Each result's ``index`` is its first-stage rank and ``first_stage_score`` the retriever's score."""
+    return ranked_candidates(retriever, query, k, candidates, reranker)[0]
+
+
+def ranked_candidates(retriever: Retriever, query: str, k: int, candidates: int,
+                      reranker: Reranker | None = None) -> tuple[list[RankedResult], int]:
+    """``retrieve_and_rerank``'s results and how many passages the first stage returned."""
     k, candidates = positive_int(k, "k"), positive_int(candidates, "candidates")
     hits = retriever.search(query, max(k, candidates) if reranker is not None else k)
     if reranker is None or not hits:
-        return [RerankedHit(h.document, h.score, h.rank, h.rank, h.score) for h in hits[:k]]
+        return [RankedResult(i, h.score, h.document, i, first_stage_score=h.score) for i, h in enumerate(hits[:k])], len(hits)
     results = reranker.rerank(query, [h.document for h in hits], top_k=k)
-    return [
-        RerankedHit(r.document, r.score, r.rank, hits[r.index].rank, hits[r.index].score) for r in results
-    ]
+    return [replace(r, first_stage_score=hits[r.index].score) for r in results], len(hits)

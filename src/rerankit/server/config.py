@@ -1,10 +1,12 @@
-"""Settings of one ``rerankit serve`` process: which models, which limits, which keys."""
+"""Settings of one ``rerankit serve`` process: which models, which limits, which keys (a pydantic model)."""
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ..errors import InvalidInputError
 from ..validation import positive_int
@@ -18,6 +20,8 @@ DEFAULT_MAX_BATCH_DOCUMENTS = 1024
 DEFAULT_GRACEFUL_TIMEOUT_S = 30.0
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+_LIMITS = ("max_documents", "max_query_chars", "max_document_chars", "max_body_bytes", "max_queue_documents",
+           "max_batch_documents")
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,20 @@ class ModelSpec:
         return cls(name=name, spec=spec)
 
 
-@dataclass(frozen=True)
-class ServerConfig:
-    """Everything ``create_app`` needs; JSON round-trips so that uvicorn workers can rebuild it."""
+def option(field: str) -> str:
+    """The ``serve`` option that sets ``field``."""
+    return "--" + field.replace("_", "-")
+
+
+class ServerConfig(BaseModel):
+    """Everything ``create_app`` needs, validated when built (``InvalidInputError`` names the option); JSON
+    round-trips so that uvicorn workers can rebuild it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     models: tuple[ModelSpec, ...] = (ModelSpec("default", "default"),)
     backend: str | None = None
-    long_docs: str | None = "max"
+    long_docs: Literal["max", "mean", "first"] | None = "max"
     api_keys: tuple[str, ...] = ()
     max_documents: int = DEFAULT_MAX_DOCUMENTS
     max_query_chars: int = DEFAULT_MAX_QUERY_CHARS
@@ -59,38 +70,57 @@ class ServerConfig:
     graceful_timeout_s: float = DEFAULT_GRACEFUL_TIMEOUT_S
     index: str | None = None  # the playground's first stage (an index folder or URL; None: the demo corpus)
 
-    def __post_init__(self) -> None:
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidInputError(_first_problem(exc)) from None
+
+    @field_validator(*_LIMITS, mode="before")
+    @classmethod
+    def _positive(cls, value: Any, info) -> int:
+        return positive_int(value, option(info.field_name))
+
+    @field_validator("api_keys")
+    @classmethod
+    def _printable_keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not key for key in keys):
+            raise InvalidInputError("API keys must be non-empty strings")
+        if any(c.isspace() or not c.isprintable() for key in keys for c in key):
+            raise InvalidInputError("an API key holds a space or a control character, which an "
+                                    "'Authorization: Bearer KEY' header cannot carry")
+        return keys
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServerConfig:
         if not self.models:
             raise InvalidInputError("serve needs at least one --model")
         names = [m.name for m in self.models]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise InvalidInputError(f"--model names must be unique; repeated: {', '.join(duplicates)}")
-        for option, value in (("--max-documents", self.max_documents), ("--max-query-chars", self.max_query_chars),
-                              ("--max-document-chars", self.max_document_chars),
-                              ("--max-body-bytes", self.max_body_bytes),
-                              ("--max-queue-documents", self.max_queue_documents),
-                              ("--max-batch-documents", self.max_batch_documents)):
-            positive_int(value, option)
         if self.max_queue_documents < self.max_documents:
             raise InvalidInputError(
                 f"--max-queue-documents ({self.max_queue_documents}) must be >= --max-documents "
                 f"({self.max_documents}), or a request at the limit could never be queued")
-        if self.long_docs not in (None, "max", "mean", "first"):
-            raise InvalidInputError(f"--long-docs must be max, mean or first, got {self.long_docs!r}")
-        if any(not isinstance(k, str) or not k for k in self.api_keys):
-            raise InvalidInputError("API keys must be non-empty strings")
-        for key in self.api_keys:
-            if any(c.isspace() or not c.isprintable() for c in key):
-                raise InvalidInputError("an API key holds a space or a control character, which an "
-                                        "'Authorization: Bearer KEY' header cannot carry")
+        return self
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return self.model_dump_json()
 
     @classmethod
     def from_json(cls, text: str) -> ServerConfig:
-        data = json.loads(text)
-        data["models"] = tuple(ModelSpec(**m) for m in data["models"])
-        data["api_keys"] = tuple(data["api_keys"])
-        return cls(**data)
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise InvalidInputError(_first_problem(exc)) from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """The first error of a validation, as the option it concerns and what is wrong."""
+    error = exc.errors()[0]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, InvalidInputError):
+        return str(cause)
+    field = str(error["loc"][0]) if error["loc"] else "configuration"
+    return f"{option(field)}: {error['msg']}"

@@ -142,8 +142,8 @@ class Playground:
         answer = pipeline.ask(body.query)
         return {"query": body.query, "answer": answer.text, "cited": answer.cited, "model": scorer.name,
                 "answerer": answer.answerer, "ms": round((time.perf_counter() - start) * 1000, 1),
-                "sources": [{"n": s.number, "id": s.id, "title": s.document.title, "text": s.document.text,
-                             "score": float(s.score), "first_stage_rank": s.first_stage_rank + 1}
+                "sources": [{"n": s.rank + 1, "id": s.id, "title": s.document.title, "text": s.document.text,
+                             "score": float(s.score), "first_stage_rank": s.index + 1}
                             for s in answer.sources]}
 
 
