@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from conftest import shared_data_dir
 from rerankit.errors import DataFormatError, InvalidInputError
-from rerankit.training.recipe import check_recipe, run_recipe
+from rerankit.training.recipe import Recipe, TrainOptions, check_recipe, parse_recipe, run_recipe
+from rerankit.training.trainer import TrainConfig
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+EXPERIMENTS = RECIPES.parent / "experiments"
 
 
 def _data_root(tmp_path: Path) -> Path:
@@ -40,6 +44,26 @@ def test_shipped_recipes_hold_together(name):
         pytest.skip("../shared/data is not beside this clone (the recipes read it)")
     recipe = check_recipe(RECIPES / name, data)
     assert recipe["dev"]["collection"] == "trec-dl21-passage"  # DL19 is for reporting only
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.json")), ids=lambda p: p.name)
+def test_every_shipped_recipe_is_a_valid_recipe_model(path):
+    # the model alone (no data folder needed): every key known, every value of its type, nothing coerced
+    raw = json.loads(path.read_text())
+    recipe = parse_recipe(raw, path)
+    assert isinstance(recipe, Recipe) and recipe.model_dump(exclude_unset=True) == raw
+    assert TrainConfig(**raw.get("train", {})) == TrainConfig(**recipe.train.model_dump())
+
+
+def test_the_train_section_is_checked_against_train_config():
+    assert list(TrainOptions.model_fields) == [f.name for f in dataclasses.fields(TrainConfig)]
+    assert TrainConfig(**TrainOptions().model_dump()) == TrainConfig()  # the same defaults
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.json")), ids=lambda p: p.name)
+def test_the_package_refuses_the_experiments_recipes_and_points_to_experiments(path):
+    with pytest.raises(InvalidInputError, match="unknown key.*experiments/run_experiment.py"):
+        parse_recipe(json.loads(path.read_text()), path)
 
 
 @pytest.mark.parametrize("name", ["default.json", "default-large.json"])
@@ -98,3 +122,52 @@ def test_unreadable_recipe_and_missing_data_folder(tmp_path):
         _write(tmp_path / "nodev.json", broken)
         with pytest.raises(DataFormatError, match="dev"):
             check_recipe(tmp_path / "nodev.json", tmp_path)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"train": {"learning_rate": "fast"}}, "train.learning_rate: Input should be a valid number"),
+    ({"train": {"max_length": "128"}}, "train.max_length: Input should be a valid integer"),  # no coercion
+    ({"train": {"bf16": 1}}, "train.bf16: Input should be a valid boolean"),
+    ({"train": {"max_length": None}}, "train.max_length: Input should be a valid integer"),
+    ({"train": None}, "train: Input should be a JSON object"),
+    ({"dev": {"collection": "dev", "depth": 2.5}}, "dev.depth: Input should be a valid integer"),
+    ({"dev": {"collection": 7}}, "dev.collection: Input should be a valid string"),
+    ({"sources": {"squad": {"max_queries": "10"}}}, "sources.squad.max_queries: Input should be a valid integer"),
+    ({"sources": {"wikiqa": None}}, "sources.wikiqa: Input should be a JSON object"),
+    ({"lexical": {}}, "lexical.corpus: Field required"),
+    ({"seed": "0"}, "seed: Input should be a valid integer"),
+    ({"start_model": 3}, "start_model: Input should be a valid string"),
+])
+def test_a_value_of_the_wrong_type_is_named_by_its_key_path(tmp_path, change, words):
+    data = _data_root(tmp_path)
+    recipe = _write(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}, **change})
+    with pytest.raises(DataFormatError) as info:
+        check_recipe(recipe, data)
+    assert str(info.value).startswith(f"recipe {recipe}: ") and words in str(info.value)
+    with pytest.raises(DataFormatError, match=re.escape(words)):  # before anything is trained or written
+        run_recipe(recipe, tmp_path / "model", data, progress=False)
+    assert not (tmp_path / "model").exists()
+
+
+def test_an_unknown_key_is_refused_with_its_path_a_suggestion_and_the_experiments_folder(tmp_path):
+    data = _data_root(tmp_path)
+    recipe = _write(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "lexicl": {"corpus": "pool/corpus.jsonl"},
+                                               "train": {"learning_rat": 1e-5}, "sources": {"wikiqa": {"verison": 1}}})
+    with pytest.raises(InvalidInputError) as info:
+        check_recipe(recipe, data)
+    message = str(info.value)
+    assert message.startswith(f"recipe {recipe}: ")
+    for words in ("lexicl: unknown key, did you mean lexical?",
+                  "train.learning_rat: unknown key, did you mean learning_rate?",
+                  "sources.wikiqa.verison: unknown key, not one of max_queries", "experiments/run_experiment.py"):
+        assert words in message
+
+
+def test_an_unknown_key_beside_a_wrong_type_is_a_format_error_naming_both(tmp_path):
+    data = _data_root(tmp_path)
+    recipe = _write(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "finetune": {},
+                                               "train": {"epochs": "one"}})
+    with pytest.raises(DataFormatError) as info:
+        check_recipe(recipe, data)
+    assert "train.epochs: Input should be a valid number" in str(info.value)
+    assert "finetune: unknown key" in str(info.value)

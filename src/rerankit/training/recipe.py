@@ -18,24 +18,29 @@ is reported as an evaluation (TREC DL21 for the default; DL19 is kept for report
   and, with ``"lexical"``, a BM25 score whose document frequencies the recipe names) are fitted on
   the development queries and written with the recipe summary.
 
-Stages that no shipped recipe uses (fine-tuning on judgments, teacher distillation, a distilled
-bi-encoder) are in ``experiments/`` at the repository root, outside the package; a recipe that names
-one of their keys is refused here.
+The recipe's shape is the pydantic model ``Recipe`` (``DevSpec``, ``SourcesSpec``, ``LexicalSpec``,
+``TrainOptions``): JSON types as they are, no coercion, and no key the code does not read. Stages that no
+shipped recipe uses (fine-tuning on judgments, teacher distillation, a distilled bi-encoder) are in
+``experiments/`` at the repository root, outside the package; a recipe that names one of their keys is
+refused here.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import logging
 import time
-from dataclasses import fields
 from pathlib import Path
+from typing import Any, get_args, get_type_hints
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..datasets import read_corpus_jsonl, read_qrels, read_queries_jsonl, read_trec_run
 from ..encoders import DEFAULT_BI_ENCODER
-from ..errors import DataFormatError, InvalidInputError
+from ..errors import DataFormatError, InvalidInputError, RerankitError
 from ..evaluation.metrics import trec_order
 from ..io import atomic_write_json, publish_directory
 from ..lexical import LexicalScorer
@@ -47,10 +52,83 @@ from .trainer import GroupLoss, ScorePairs, TrainConfig, train_cross_encoder
 
 log = logging.getLogger(__name__)
 
-_SOURCES = {"squad", "wikiqa", "scifact"}  # the training sources a recipe may name
-# the keys a recipe may have (the experiments' keys are refused, so that none is silently skipped)
-RECIPE_KEYS = {"description", "data_root", "seed", "negatives", "sources", "dev", "train", "start_model", "lexical",
-               "storage_dtype", "save_training_data"}
+_EXPERIMENTS = "the experimental stages are run by experiments/run_experiment.py, outside the package"
+
+
+class _Spec(BaseModel):
+    """A part of a recipe: JSON types as they are (strict: no ``"128"`` for 128) and no key the code does not
+    read (the experiments' keys are refused, so that none is silently skipped). A key that may be absent but
+    not ``null`` has a default and a type without ``None``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DevSpec(_Spec):
+    """``"dev"``: the development collection (a folder under the data root) for early stopping and the fusion."""
+
+    collection: str
+    depth: int = 30  # candidates per query reranked for early stopping
+    fusion_depth: int = 100  # candidates per query the fusion weights are fitted on
+
+
+class LexicalSpec(_Spec):
+    """``"lexical"``: the corpus whose document frequencies the BM25 score of the fusion reads."""
+
+    corpus: str  # a corpus.jsonl under the data root, e.g. "trec-dl21-passage/corpus.jsonl"
+
+
+class SourceSpec(_Spec):
+    """A training source (WikiQA, SciFact): at most ``max_queries`` of its groups (all without it)."""
+
+    max_queries: int | None = None
+
+
+class SquadSpec(SourceSpec):
+    """SQuAD: the version's folder under ``train-squad``."""
+
+    version: str = "v1.1-dev"
+
+
+class SourcesSpec(_Spec):
+    """``"sources"``: the training sources a recipe may name, each absent or an object."""
+
+    squad: SquadSpec = None  # type: ignore[assignment]
+    wikiqa: SourceSpec = None  # type: ignore[assignment]
+    scifact: SourceSpec = None  # type: ignore[assignment]
+
+
+def _train_options() -> type[_Spec]:
+    """``TrainConfig``'s fields as a model (their types and defaults), so that ``"train"`` is checked against it."""
+    hints = get_type_hints(TrainConfig)
+    options: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.default is not dataclasses.MISSING:
+            options[f.name] = (hints[f.name], f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            options[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
+        else:
+            options[f.name] = (hints[f.name], ...)
+    return create_model("TrainOptions", __base__=_Spec, __doc__="``\"train\"``: ``TrainConfig``'s fields.",
+                        **options)
+
+
+TrainOptions = _train_options()
+
+
+class Recipe(_Spec):
+    """A recipe file of the package (``recipes/*.json``). ``data_folder`` applies ``data_root``'s default."""
+
+    description: str | None = None
+    data_root: str = "../shared/data"
+    seed: int = 0
+    negatives: int = 7  # negatives per training group
+    sources: SourcesSpec | None = None
+    dev: DevSpec
+    train: TrainOptions = Field(default_factory=TrainOptions)  # type: ignore[valid-type]
+    start_model: str | None = None  # a folder, a base encoder name, or a recipe file (relative to this one)
+    lexical: LexicalSpec | None = None
+    storage_dtype: str = "float16"  # "float16" stores the model in half precision; any other value leaves it
+    save_training_data: str | None = None  # a jsonl file to write the training groups to
 
 
 class TrecDevSet:
@@ -89,7 +167,7 @@ def build_groups(recipe: dict, data_root: Path) -> list[TrainingGroup]:
         groups += scifact_groups(data_root / "train-scifact" / "pairs.jsonl",
                                  data_root / "scifact" / "corpus.jsonl", negatives, seed)[
             : sources["scifact"].get("max_queries")]
-    return groups  # check_recipe has refused any source outside _SOURCES
+    return groups  # check_recipe has refused any source outside SourcesSpec
 
 
 def collect_dev_pairs(model_dir: Path, dev: TrecDevSet, max_length: int | None = None,
@@ -147,49 +225,78 @@ def read_recipe(recipe_path: str | Path) -> dict:
 
 
 def check_recipe(recipe_path: str | Path, data_root: str | Path | None = None) -> dict:
-    """Read a recipe and check it before any training: known keys, earlier stages, data files.
+    """Read a recipe and check it before any training: its shape (``Recipe``), earlier stages, data files.
 
-    Raises ``DataFormatError`` (unreadable file, missing data) or ``InvalidInputError`` (unknown
-    key, source or training option), so that a typo fails in a second, not after an hour-long stage.
-    Returns the parsed recipe.
+    Raises ``DataFormatError`` (unreadable file, a value of the wrong type, a missing key, missing data) or
+    ``InvalidInputError`` (unknown key, source or training option), so that a typo fails in a second, not
+    after an hour-long stage. Returns the parsed recipe.
     """
     recipe = read_recipe(recipe_path)
     validate_recipe(recipe, recipe_path, data_root)
     return recipe
 
 
-def validate_recipe(recipe: dict, recipe_path: str | Path, data_root: str | Path | None = None) -> None:
-    """``check_recipe``'s checks of a parsed recipe (``recipe_path`` names it and anchors its start stage)."""
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The model that validates the object at ``loc`` within a recipe (``()``: ``Recipe``)."""
+    model: type[BaseModel] | None = Recipe
+    for part in loc:
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return None
+        model = next((t for t in (field.annotation, *get_args(field.annotation))
+                      if isinstance(t, type) and issubclass(t, BaseModel)), None)
+    return model
+
+
+def _recipe_error(exc: ValidationError, recipe_path: Path) -> RerankitError:
+    """pydantic's errors as one message naming the file and each key path (``train.learning_rate: Input
+    should be a valid number``): ``InvalidInputError`` where every problem is an unknown key, else
+    ``DataFormatError`` (a wrong type or a missing key)."""
+    problems, unknown = [], 0
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        path = ".".join(str(part) for part in loc)
+        if error["type"] == "extra_forbidden":
+            unknown += 1
+            model = _model_at(loc[:-1])
+            known = sorted(model.model_fields) if model is not None else []
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            problems.append(f"{path}: unknown key, " + (f"did you mean {close[0]}?" if close
+                                                         else f"not one of {', '.join(known)}"))
+        elif error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+            problems.append(f"{path}: Input should be a JSON object")
+        else:
+            problems.append(f"{path}: {error['msg']}")
+    message = f"recipe {recipe_path}: {'; '.join(problems)}" + (f" ({_EXPERIMENTS})" if unknown else "")
+    return InvalidInputError(message) if unknown == len(problems) else DataFormatError(message)
+
+
+def parse_recipe(recipe: object, recipe_path: str | Path) -> Recipe:
+    """The parsed recipe as a ``Recipe`` (its shape only; ``validate_recipe`` checks the files too)."""
+    if not isinstance(recipe, dict):
+        raise DataFormatError(f"recipe {recipe_path}: must be a JSON object with a \"dev\": {{\"collection\": ...}}")
+    try:
+        return Recipe.model_validate(recipe)
+    except ValidationError as exc:
+        raise _recipe_error(exc, Path(recipe_path)) from None
+
+
+def validate_recipe(recipe: dict, recipe_path: str | Path, data_root: str | Path | None = None) -> Recipe:
+    """``check_recipe``'s checks of a parsed recipe (``recipe_path`` names it and anchors its start stage):
+    ``parse_recipe``, then the start stage's recipe (checked first) and the data files. Returns the model."""
     recipe_path = Path(recipe_path)
-    if not isinstance(recipe, dict) or not isinstance(recipe.get("dev"), dict) or "collection" not in recipe["dev"]:
-        raise DataFormatError(f"recipe {recipe_path} needs a \"dev\": {{\"collection\": ...}}")
-    unknown_keys = sorted(set(recipe) - RECIPE_KEYS)
-    if unknown_keys:
-        raise InvalidInputError(f"recipe {recipe_path}: unknown keys {unknown_keys} (the experimental stages are "
-                                "run by experiments/run_experiment.py, outside the package)")
-    for key in ("sources", "train"):
-        if recipe.get(key) is not None and not isinstance(recipe[key], dict):
-            raise DataFormatError(f"recipe {recipe_path}: \"{key}\" must be a JSON object")
-    unknown_options = sorted(set(recipe.get("train") or {}) - {f.name for f in fields(TrainConfig)})
-    if unknown_options:
-        raise InvalidInputError(f"recipe {recipe_path}: unknown training options {unknown_options}")
-    unknown = set(recipe.get("sources") or {}) - _SOURCES
-    if unknown:
-        raise InvalidInputError(f"unknown recipe sources: {sorted(unknown)}")
-    start = str(recipe.get("start_model") or "")
+    spec = parse_recipe(recipe, recipe_path)
+    start = spec.start_model or ""
     if start.endswith(".json"):
         check_recipe(recipe_path.parent / start, data_root)
     root = data_folder(recipe, data_root)
     if not root.is_dir():
         raise DataFormatError(f"data folder {root} not found (the recipe reads ../shared/data)")
-    needed = [root / recipe["dev"]["collection"]]
-    if recipe.get("lexical") is not None:
-        if not isinstance(recipe["lexical"], dict) or "corpus" not in recipe["lexical"]:
-            raise DataFormatError(f"recipe {recipe_path}: \"lexical\" must be {{\"corpus\": \"<folder>/corpus.jsonl\"}}")
-        needed.append(root / recipe["lexical"]["corpus"])
+    needed = [root / spec.dev.collection] + ([root / spec.lexical.corpus] if spec.lexical is not None else [])
     missing = [str(path) for path in needed if not path.exists()]
     if missing:
         raise DataFormatError(f"recipe {recipe_path} reads {', '.join(missing)}, which do not exist")
+    return spec
 
 
 def start_stage(recipe: dict, recipe_path: Path, output: Path, config: TrainConfig, data_root: str | Path | None,
