@@ -52,9 +52,9 @@ class RankedResult:
     score: float
     document: Document
     rank: int
-    offsets: tuple[int, int] | None = None
-    backend: str | None = None
-    first_stage_score: float | None = None
+    offsets: tuple[int, int] | None = field(default=None, kw_only=True)
+    backend: str | None = field(default=None, kw_only=True)
+    first_stage_score: float | None = field(default=None, kw_only=True)
 
     @property
     def id(self) -> str | None:

@@ -247,7 +247,7 @@ class CrossEncoderReranker(Reranker):
         for ds in docs:
             part = scores[base : base + len(ds)]
             order = order_by_score(part)[:top_k]
-            out.append([RankedResult(int(i), float(part[i]), ds[i], r, int(i), spans[base + int(i)])
+            out.append([RankedResult(int(i), float(part[i]), ds[i], r, offsets=spans[base + int(i)])
                         for r, i in enumerate(order)])
             base += len(ds)
         return out
