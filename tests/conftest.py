@@ -85,3 +85,17 @@ def shared_data_dir() -> Path | None:
 
     candidate = Path(os.environ.get("RERANKIT_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     return candidate if candidate.is_dir() else None
+
+
+def recipe_data_root(tmp_path: Path) -> Path:
+    """A data folder with the empty collections the recipe tests name: ``dev`` and ``pool``."""
+    for name in ("dev", "pool"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+    (tmp_path / "data" / "pool" / "queries.jsonl").write_text("")
+    (tmp_path / "data" / "pool" / "corpus.jsonl").write_text("")
+    return tmp_path / "data"
+
+
+def write_recipe(path: Path, recipe: dict) -> Path:
+    path.write_text(json.dumps(recipe))
+    return path

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import recipe_data_root, shared_data_dir, write_recipe
 
-from conftest import shared_data_dir
 from rerankit.errors import DataFormatError, InvalidInputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,19 +18,6 @@ if str(EXPERIMENTS) not in sys.path:
     sys.path.insert(0, str(EXPERIMENTS))
 
 from run_experiment import check_experiment, run_experiment, split_recipe  # noqa: E402
-
-
-def _data_root(tmp_path: Path) -> Path:
-    for name in ("dev", "pool"):
-        (tmp_path / "data" / name).mkdir(parents=True)
-    (tmp_path / "data" / "pool" / "queries.jsonl").write_text("")
-    (tmp_path / "data" / "pool" / "corpus.jsonl").write_text("")
-    return tmp_path / "data"
-
-
-def _write(path: Path, recipe: dict) -> Path:
-    path.write_text(json.dumps(recipe))
-    return path
 
 
 @pytest.mark.parametrize("name", ["distill-mpnet.json", "distill-bi-encoder.json"])
@@ -56,16 +43,16 @@ def test_the_experimental_parts_are_split_off():
 
 
 def test_valid_experimental_recipes_pass(tmp_path):
-    data = _data_root(tmp_path)
-    _write(tmp_path / "stage1.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}})
-    recipe = _write(tmp_path / "distill.json", {
+    data = recipe_data_root(tmp_path)
+    write_recipe(tmp_path / "stage1.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}})
+    recipe = write_recipe(tmp_path / "distill.json", {
         "dev": {"collection": "dev"}, "lexical": {"corpus": "pool/corpus.jsonl"}, "start_model": "stage1.json",
         "bi_encoder_distill": {"queries": ["pool/queries.jsonl"], "corpora": ["pool/corpus.jsonl"], "held_out_half": 1,
                                "train": {"max_minutes": 5, "teacher": "all-mpnet-base-v2"}},
         "storage": {"share_word_embeddings": "all-MiniLM-L6-v2", "pack_bi_encoder": True},
     })
     assert check_experiment(recipe, data)["bi_encoder_distill"]["held_out_half"] == 1
-    recipe = _write(tmp_path / "teacher.json", {
+    recipe = write_recipe(tmp_path / "teacher.json", {
         "dev": {"collection": "dev"}, "start_model": "stage1.json",
         "sources": {"unlabelled": {"queries": "pool/queries.jsonl", "corpus": "pool/corpus.jsonl"}},
         "train": {"learning_rate": 3e-5, "teacher": "all-mpnet-base-v2", "distill_weight": 1.0},
@@ -89,8 +76,8 @@ def test_valid_experimental_recipes_pass(tmp_path):
     ({"bi_encoder_distill": {}, "lexicl": {}}, InvalidInputError, "lexicl"),
 ])
 def test_a_broken_experimental_recipe_fails_before_training(tmp_path, change, error, words):
-    data = _data_root(tmp_path)
-    recipe = _write(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}, **change})
+    data = recipe_data_root(tmp_path)
+    recipe = write_recipe(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}, **change})
     with pytest.raises(error, match=words):
         check_experiment(recipe, data)
     with pytest.raises(error, match=words):  # run_experiment checks first: nothing is trained or written
@@ -101,8 +88,8 @@ def test_a_broken_experimental_recipe_fails_before_training(tmp_path, change, er
 def test_a_package_recipe_is_run_by_the_package(tmp_path, monkeypatch):
     import run_experiment as runner
 
-    data = _data_root(tmp_path)
-    recipe = _write(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}})
+    data = recipe_data_root(tmp_path)
+    recipe = write_recipe(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}})
     calls = []
     monkeypatch.setattr(runner, "run_recipe", lambda *args: calls.append(args) or {"ran": "package"})
     assert run_experiment(recipe, tmp_path / "model", data, progress=False) == {"ran": "package"}

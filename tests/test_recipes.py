@@ -8,27 +8,14 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import recipe_data_root, shared_data_dir, write_recipe
 
-from conftest import shared_data_dir
 from rerankit.errors import DataFormatError, InvalidInputError
 from rerankit.training.recipe import Recipe, TrainOptions, check_recipe, parse_recipe, run_recipe
 from rerankit.training.trainer import TrainConfig
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 EXPERIMENTS = RECIPES.parent / "experiments"
-
-
-def _data_root(tmp_path: Path) -> Path:
-    for name in ("dev", "pool"):
-        (tmp_path / "data" / name).mkdir(parents=True)
-    (tmp_path / "data" / "pool" / "queries.jsonl").write_text("")
-    (tmp_path / "data" / "pool" / "corpus.jsonl").write_text("")
-    return tmp_path / "data"
-
-
-def _write(path: Path, recipe: dict) -> Path:
-    path.write_text(json.dumps(recipe))
-    return path
 
 
 def test_the_recipes_folder_holds_the_shipped_models_recipes_only():
@@ -74,9 +61,9 @@ def test_the_fusion_recipes_run_the_default_cross_encoder_first(name):
 
 
 def test_a_valid_two_stage_recipe_passes(tmp_path):
-    data = _data_root(tmp_path)
-    _write(tmp_path / "stage1.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}})
-    recipe = _write(tmp_path / "stage2.json", {
+    data = recipe_data_root(tmp_path)
+    write_recipe(tmp_path / "stage1.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}})
+    recipe = write_recipe(tmp_path / "stage2.json", {
         "dev": {"collection": "dev"}, "start_model": "stage1.json", "lexical": {"corpus": "pool/corpus.jsonl"},
         "train": {"max_length": 64, "bi_encoder": "all-mpnet-base-v2"},
     })
@@ -102,8 +89,8 @@ def test_a_valid_two_stage_recipe_passes(tmp_path):
     ({"train": {"teacher": "all-mpnet-base-v2", "distill_weight": 1.0}}, InvalidInputError, "distill_weight"),
 ])
 def test_a_broken_recipe_fails_before_training(tmp_path, change, error, words):
-    data = _data_root(tmp_path)
-    recipe = _write(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}, **change})
+    data = recipe_data_root(tmp_path)
+    recipe = write_recipe(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}, **change})
     with pytest.raises(error, match=words):
         check_recipe(recipe, data)
     with pytest.raises(error, match=words):  # run_recipe checks first: nothing is trained or written
@@ -115,11 +102,11 @@ def test_unreadable_recipe_and_missing_data_folder(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(DataFormatError, match="cannot read recipe"):
         check_recipe(tmp_path / "bad.json", tmp_path)
-    recipe = _write(tmp_path / "recipe.json", {"dev": {"collection": "dev"}})
+    recipe = write_recipe(tmp_path / "recipe.json", {"dev": {"collection": "dev"}})
     with pytest.raises(DataFormatError, match="data folder"):
         check_recipe(recipe, tmp_path / "no-such-folder")
     for broken in ({"sources": {"squad": {}}}, {"dev": "trec-dl21-passage"}, {"dev": {"depth": 30}}, []):
-        _write(tmp_path / "nodev.json", broken)
+        write_recipe(tmp_path / "nodev.json", broken)
         with pytest.raises(DataFormatError, match="dev"):
             check_recipe(tmp_path / "nodev.json", tmp_path)
 
@@ -139,8 +126,8 @@ def test_unreadable_recipe_and_missing_data_folder(tmp_path):
     ({"start_model": 3}, "start_model: Input should be a valid string"),
 ])
 def test_a_value_of_the_wrong_type_is_named_by_its_key_path(tmp_path, change, words):
-    data = _data_root(tmp_path)
-    recipe = _write(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}, **change})
+    data = recipe_data_root(tmp_path)
+    recipe = write_recipe(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "sources": {"squad": {}}, **change})
     with pytest.raises(DataFormatError) as info:
         check_recipe(recipe, data)
     assert str(info.value).startswith(f"recipe {recipe}: ") and words in str(info.value)
@@ -150,8 +137,8 @@ def test_a_value_of_the_wrong_type_is_named_by_its_key_path(tmp_path, change, wo
 
 
 def test_an_unknown_key_is_refused_with_its_path_a_suggestion_and_the_experiments_folder(tmp_path):
-    data = _data_root(tmp_path)
-    recipe = _write(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "lexicl": {"corpus": "pool/corpus.jsonl"},
+    data = recipe_data_root(tmp_path)
+    recipe = write_recipe(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "lexicl": {"corpus": "pool/corpus.jsonl"},
                                                "train": {"learning_rat": 1e-5}, "sources": {"wikiqa": {"verison": 1}}})
     with pytest.raises(InvalidInputError) as info:
         check_recipe(recipe, data)
@@ -164,8 +151,8 @@ def test_an_unknown_key_is_refused_with_its_path_a_suggestion_and_the_experiment
 
 
 def test_an_unknown_key_beside_a_wrong_type_is_a_format_error_naming_both(tmp_path):
-    data = _data_root(tmp_path)
-    recipe = _write(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "finetune": {},
+    data = recipe_data_root(tmp_path)
+    recipe = write_recipe(tmp_path / "recipe.json", {"dev": {"collection": "dev"}, "finetune": {},
                                                "train": {"epochs": "one"}})
     with pytest.raises(DataFormatError) as info:
         check_recipe(recipe, data)
