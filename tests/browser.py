@@ -22,10 +22,10 @@ def require_browser() -> None:
 
 @contextmanager
 def headless_chromium(width: int = 1280, height: int = 1600) -> Iterator:
+    require_browser()  # skips, with the reason, before selenium is imported
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    require_browser()
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
