@@ -18,7 +18,6 @@ from rerankit.retrieval import (
     BM25Retriever,
     DenseRetriever,
     EmbeddingServiceError,
-    Hit,
     HybridRetriever,
     LocalEmbedder,
     OpenAIEmbedder,
@@ -28,7 +27,7 @@ from rerankit.retrieval import (
 )
 from rerankit.retrieval.base import top_k
 from rerankit.retrieval.sources import word_windows
-from rerankit.types import Document
+from rerankit.types import Document, RankedResult
 
 # ---------------------------------------------------------------- sources
 
@@ -203,8 +202,8 @@ class StubRetriever:
     def __init__(self, ids: list[str]) -> None:
         self.ids = ids
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        return [Hit(Document(text=f"text {i}", id=i), 1.0 / (r + 1), r) for r, i in enumerate(self.ids[:k])]
+    def search(self, query: str, k: int) -> list[RankedResult]:
+        return [RankedResult(r, 1.0 / (r + 1), Document(text=f"text {i}", id=i), r) for r, i in enumerate(self.ids[:k])]
 
 
 def test_hybrid_retriever_fuses_by_rrf() -> None:
@@ -214,6 +213,16 @@ def test_hybrid_retriever_fuses_by_rrf() -> None:
     assert [h.rank for h in hits] == [0, 1, 2]
     assert hits[0].score == pytest.approx(1 / 63 + 1 / 61)
     assert hits[0].document.text == "text c"
+    assert [h.index for h in hits] == [2, 0, 1]  # each passage's position in the first retriever that found it
+
+
+def test_first_stage_results_point_into_the_collection(tiny_docs) -> None:
+    for retriever in (BM25Retriever.from_documents(tiny_docs), DenseRetriever.from_documents(tiny_docs, FakeEmbedder()),
+                      HybridRetriever([BM25Retriever.from_documents(tiny_docs),
+                                       DenseRetriever.from_documents(tiny_docs, FakeEmbedder())])):
+        hits = retriever.search("green tea caffeine", 4)
+        assert hits and all(tiny_docs[h.index] == h.document and h.id == h.document.id for h in hits)
+        assert [h.rank for h in hits] == list(range(len(hits)))
 
 
 class ReverseReranker(Reranker):

@@ -1,15 +1,14 @@
 """First-stage retrieval: BM25, dense and hybrid retrievers, passage sources, and a persistent index."""
 
-from .base import Hit, Retriever, retrieve_and_rerank
-from .bm25 import BM25, BM25Retriever
 from ..errors import EmbeddingServiceError
+from .base import Retriever, retrieve_and_rerank
+from .bm25 import BM25, BM25Retriever
 from .dense import DenseRetriever, Embedder, LocalEmbedder, OpenAIEmbedder
 from .hybrid import HybridRetriever, rrf
 from .index import Index, build_index, load_index, read_manifest
 from .sources import load_passages
 
 __all__ = [
-    "Hit",
     "Retriever",
     "retrieve_and_rerank",
     "BM25",

@@ -1,10 +1,10 @@
-"""What every first stage returns (``Hit``), what it implements (``Retriever``), and the two-stage step
+"""What a first stage implements (``Retriever``, returning ``RankedResult``s) and the two-stage step
 (``retrieve_and_rerank``, which ``Pipeline`` and the CLI share)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -20,24 +20,12 @@ if TYPE_CHECKING:
 MODES = ("bm25", "dense", "hybrid")  # the first stages an index offers
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One retrieved passage: its document (with ``id``), its first-stage score and 0-based rank."""
-
-    document: Document
-    score: float
-    rank: int
-
-    @property
-    def id(self) -> str | None:
-        return self.document.id
-
-
 @runtime_checkable
 class Retriever(Protocol):
-    """A first stage: the ``k`` best passages for a query, best first."""
+    """A first stage: the ``k`` best passages for a query, best first, as ``RankedResult``s whose ``index`` is
+    the passage's position in the retriever's collection and ``rank`` its 0-based rank."""
 
-    def search(self, query: str, k: int) -> list[Hit]: ...
+    def search(self, query: str, k: int) -> list[RankedResult]: ...
 
 
 def prepare_passages(passages: Sequence[DocumentInput]) -> list[Document]:
@@ -68,11 +56,9 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return candidates[order][:k]
 
 
-def hits_from_scores(
-    documents: Sequence[Document], indices: np.ndarray, scores: np.ndarray
-) -> list[Hit]:
-    """``Hit`` objects for parallel arrays of document indices and scores, already best first."""
-    return [Hit(documents[int(i)], float(s), r) for r, (i, s) in enumerate(zip(indices, scores))]
+def hits_from_scores(documents: Sequence[Document], indices: np.ndarray, scores: np.ndarray) -> list[RankedResult]:
+    """Results for parallel arrays of document indices and scores, already best first."""
+    return [RankedResult(int(i), float(s), documents[int(i)], r) for r, (i, s) in enumerate(zip(indices, scores))]
 
 
 def retrieve_and_rerank(

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..types import Document, normalize_query
+from ..types import Document, RankedResult, normalize_query
 from ..validation import positive_int
-from .base import Hit, hits_from_scores
+from .base import hits_from_scores
 
 
 class BM25:
@@ -110,7 +110,7 @@ class BM25Retriever:
     def from_documents(cls, documents: Sequence[Document], **kwargs) -> BM25Retriever:
         return cls(BM25(**kwargs).index([d.full_text for d in documents]), documents)
 
-    def search(self, query: str, k: int) -> list[Hit]:
+    def search(self, query: str, k: int) -> list[RankedResult]:
         query, k = normalize_query(query), positive_int(k, "k")
         indices, scores = self.bm25.search(query, k)
         keep = scores > 0

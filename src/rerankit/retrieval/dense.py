@@ -22,9 +22,9 @@ from ..http_client import (
     retry_policy,
     with_retries,
 )
-from ..types import Document, normalize_query
+from ..types import Document, RankedResult, normalize_query
 from ..validation import positive_int
-from .base import Hit, hits_from_scores, top_k
+from .base import hits_from_scores, top_k
 
 ProgressCallback = Callable[[int, int], None]  # (texts done, texts in all)
 
@@ -191,7 +191,7 @@ class DenseRetriever:
         embedder = embedder or LocalEmbedder()
         return cls(documents, embed_in_batches(embedder, [d.full_text for d in documents], progress=progress), embedder)
 
-    def search(self, query: str, k: int) -> list[Hit]:
+    def search(self, query: str, k: int) -> list[RankedResult]:
         query, k = normalize_query(query), positive_int(k, "k")
         vector = self.embedder.embed([query])[0]
         if vector.shape[0] != self.embeddings.shape[1]:

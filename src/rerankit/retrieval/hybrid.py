@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import InvalidInputError
-from ..types import Document, normalize_query
+from ..types import Document, RankedResult, normalize_query
 from ..validation import positive_int
-from .base import MODES, Hit, Retriever
+from .base import MODES, Retriever
 
 RRF_K = 60
 
@@ -34,7 +34,7 @@ def rrf(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, fl
 class HybridRetriever:
     """RRF of several retrievers (BM25 and dense): each returns ``depth`` candidates, the fusion keeps ``k``.
 
-    The documents must carry ids: fusion matches passages by id. ``Hit.score`` is the RRF score.
+    The documents must carry ids: fusion matches passages by id. A result's ``score`` is the RRF score and its ``index`` the passage's position in the first retriever that returned it.
     """
 
     def __init__(self, retrievers: Sequence[Retriever], depth: int = 100, rrf_k: int = RRF_K) -> None:
@@ -50,20 +50,21 @@ class HybridRetriever:
 
         return cls([BM25Retriever.from_documents(documents), DenseRetriever.from_documents(documents)], **kwargs)
 
-    def search(self, query: str, k: int) -> list[Hit]:
+    def search(self, query: str, k: int) -> list[RankedResult]:
         query, k = normalize_query(query), positive_int(k, "k")
         depth = max(k, self.depth)
-        documents: dict[str, Document] = {}
+        first_seen: dict[str, RankedResult] = {}
         rankings = []
         for retriever in self.retrievers:
             hits = retriever.search(query, depth)
             for hit in hits:
                 if hit.document.id is None:
                     raise InvalidInputError("hybrid retrieval needs documents with ids")
-                documents.setdefault(hit.document.id, hit.document)
+                first_seen.setdefault(hit.document.id, hit)
             rankings.append([hit.document.id for hit in hits])
         fused = rrf(rankings, self.rrf_k)[:k]
-        return [Hit(documents[doc_id], score, rank) for rank, (doc_id, score) in enumerate(fused)]
+        return [RankedResult(first_seen[doc_id].index, score, first_seen[doc_id].document, rank)
+                for rank, (doc_id, score) in enumerate(fused)]
 
 
 class SearchModes:
@@ -106,6 +107,6 @@ class SearchModes:
                 self._retrievers[mode] = HybridRetriever([self.retriever("bm25"), self.retriever("dense")])
         return self._retrievers[mode]
 
-    def search(self, query: str, k: int = 10, mode: str | None = "bm25") -> list[Hit]:
+    def search(self, query: str, k: int = 10, mode: str | None = "bm25") -> list[RankedResult]:
         """The ``k`` best passages for ``query``, best first (``mode=None`` means ``default_mode``)."""
         return self.retriever(mode).search(query, positive_int(k, "k"))

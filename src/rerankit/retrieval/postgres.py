@@ -39,9 +39,9 @@ import numpy as np
 
 from ..encoders import DEFAULT_BI_ENCODER
 from ..errors import BackendUnavailableError, DatabaseError, IndexNotFoundError, InvalidInputError
-from ..types import Document, DocumentInput, normalize_query
+from ..types import Document, DocumentInput, RankedResult, normalize_query
 from ..validation import positive_int
-from .base import Hit, Retriever, prepare_passages
+from .base import Retriever, prepare_passages
 from .bm25 import BM25
 from .dense import Embedder, LocalEmbedder, ProgressCallback, embed_in_batches, manifest_embedder
 from .hybrid import SearchModes
@@ -295,7 +295,7 @@ class PostgresBM25Retriever:
     def __init__(self, connection: _Connection, table: str, bm25: BM25) -> None:
         self.connection, self.table, self.bm25 = connection, table, bm25
 
-    def search(self, query: str, k: int) -> list[Hit]:
+    def search(self, query: str, k: int) -> list[RankedResult]:
         query, k = normalize_query(query), positive_int(k, "k")
         terms = self.bm25.query_terms(query)
         if not terms:
@@ -306,7 +306,7 @@ class PostgresBM25Retriever:
             f'GROUP BY p.pos ORDER BY score DESC, p.pos LIMIT %s) '
             f'SELECT t.pos, t.id, t.title, t.text, t.metadata, top.score FROM top JOIN "{self.table}" t USING (pos) '
             f'ORDER BY top.score DESC, t.pos', (terms, k))
-        return [Hit(_document(r), float(r[5]), rank) for rank, r in enumerate(rows) if r[5] > 0]
+        return [RankedResult(int(r[0]), float(r[5]), _document(r), rank) for rank, r in enumerate(rows) if r[5] > 0]
 
 
 class PostgresDenseRetriever:
@@ -315,13 +315,13 @@ class PostgresDenseRetriever:
     def __init__(self, connection: _Connection, table: str, embedder: Embedder) -> None:
         self.connection, self.table, self.embedder = connection, table, embedder
 
-    def search(self, query: str, k: int) -> list[Hit]:
+    def search(self, query: str, k: int) -> list[RankedResult]:
         query, k = normalize_query(query), positive_int(k, "k")
         vector = _vector_text(self.embedder.embed([query])[0])
         rows = self.connection.fetch(
             f'SELECT pos, id, title, text, metadata, 1 - (embedding <=> %s::vector) AS score FROM "{self.table}" '
             f'ORDER BY embedding <=> %s::vector LIMIT %s', (vector, vector, k), ef_search=max(100, 2 * k))
-        return [Hit(_document(r), float(r[5]), rank) for rank, r in enumerate(rows)]
+        return [RankedResult(int(r[0]), float(r[5]), _document(r), rank) for rank, r in enumerate(rows)]
 
 
 class PostgresIndex(SearchModes):
