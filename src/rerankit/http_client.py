@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from .errors import InvalidInputError, ProviderError, ProviderTimeoutError
 
-log = logging.getLogger("rerankit.hosted")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

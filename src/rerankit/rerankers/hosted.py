@@ -1,6 +1,6 @@
-"""The shared base of hosted rerankers (Cohere, Jina, Voyage, remote servers): API keys, timeouts,
-retries, batching above the provider's documents-per-call limit, one JSON POST helper, and the base of
-the bearer-key JSON rerank APIs (``JsonApiReranker``)."""
+"""The shared base of hosted rerankers (Cohere, Jina, Voyage, remote servers): API keys, spec options,
+batching above the provider's documents-per-call limit, the answers' score lists, and the base of the
+bearer-key JSON rerank APIs (``JsonApiReranker``). The HTTP calls and retries are ``rerankit.http_client``'s."""
 
 from __future__ import annotations
 
