@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -33,13 +32,13 @@ from rerankit.encoders import DEFAULT_BI_ENCODER
 from rerankit.errors import DataFormatError, InvalidInputError
 from rerankit.training.recipe import (
     TrecDevSet,
+    begin_run,
     build_groups,
     collect_dev_pairs,
     data_folder,
     place_model,
     read_recipe,
     run_recipe,
-    start_stage,
     train_stage,
     validate_recipe,
     write_fusion,
@@ -119,13 +118,8 @@ def run_experiment(recipe_path: str | Path, output: str | Path, data_root: str |
     shipped, extra = split_recipe(recipe)
     if not extra:
         return run_recipe(recipe_path, output, data_root, progress)
-    root = data_folder(shipped, data_root)
-    started = time.monotonic()
-    output = Path(output)
-    dev_cfg = recipe["dev"]
-    summary: dict = {"recipe": str(recipe_path), "dev_collection": dev_cfg["collection"]}
-    model_dir, config = start_stage(shipped, recipe_path, output, TrainConfig(**shipped.get("train", {})), data_root,
-                                    progress, summary)
+    output, dev_cfg = Path(output), recipe["dev"]
+    root, started, summary, model_dir, config = begin_run(shipped, recipe_path, output, data_root, progress)
     if shipped.get("sources") or extra.get("unlabelled"):
         groups = build_groups(shipped, root) if shipped.get("sources") else []
         if extra.get("unlabelled"):  # e.g. MS MARCO dev queries over a passage pool, for a teacher to label

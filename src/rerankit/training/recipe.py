@@ -383,18 +383,24 @@ def write_fusion(model_dir: Path, pairs: DevPairs, fusion_dev: TrecDevSet, recip
     return summary
 
 
+def begin_run(recipe: dict, recipe_path: Path, output: Path, data_root: str | Path | None,
+              progress: bool) -> tuple[Path, float, dict, Path, TrainConfig]:
+    """The first steps of every recipe run (``run_recipe``, and the experiments' runner): the data folder,
+    the start time, the summary begun, and the start stage's model folder and ``TrainConfig``."""
+    root, started = data_folder(recipe, data_root), time.monotonic()
+    summary: dict = {"recipe": str(recipe_path), "dev_collection": recipe["dev"]["collection"]}
+    model_dir, config = start_stage(recipe, recipe_path, output, TrainConfig(**recipe.get("train", {})), data_root,
+                                    progress, summary)
+    return root, started, summary, model_dir, config
+
+
 def run_recipe(recipe_path: str | Path, output: str | Path, data_root: str | Path | None = None,
                progress: bool = True) -> dict:
     """Build the data, train, fit the fusion on the dev collection, write the model folder."""
-    recipe_path = Path(recipe_path)
+    recipe_path, output = Path(recipe_path), Path(output)
     recipe = check_recipe(recipe_path, data_root)
-    root = data_folder(recipe, data_root)
-    started = time.monotonic()
-    output = Path(output)
     dev_cfg = recipe["dev"]
-    summary: dict = {"recipe": str(recipe_path), "dev_collection": dev_cfg["collection"]}
-    model_dir, config = start_stage(recipe, recipe_path, output, TrainConfig(**recipe.get("train", {})), data_root,
-                                    progress, summary)
+    root, started, summary, model_dir, config = begin_run(recipe, recipe_path, output, data_root, progress)
     if recipe.get("sources"):
         model_dir = train_stage(build_groups(recipe, root), recipe, root, output, config, progress, summary)
     model_dir = place_model(model_dir, output, recipe)
