@@ -129,11 +129,12 @@ class FusedBiEncoder(MeanPooledEmbedder):
         super().__init__(model, token_budget, max_batch)
         base = body.to(torch.bfloat16).eval()
         self.module = FusedMeanPooler(base, base.config.num_attention_heads, torch.bfloat16).eval()
+        self.threads = engine_threads()  # read once: the settings are read at load, not per batch
 
     def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch
 
-        torch.set_num_threads(engine_threads())
+        torch.set_num_threads(self.threads)
         with torch.inference_mode():
             return self.module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask)).numpy()
 

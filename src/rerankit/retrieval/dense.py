@@ -154,6 +154,10 @@ class DenseRetriever:
             raise InvalidInputError(f"need one embedding row per document: {embeddings.shape} for {len(documents)}")
         self.documents, self.embeddings, self.embedder = list(documents), embeddings, embedder
         self._bf16 = self._bf16_copy(embeddings)
+        if self._bf16 is not None:  # the bf16 preselection's threads, read once (the settings are read at load)
+            from ..engine.hardware import engine_threads
+
+            self._threads = engine_threads()
 
     @staticmethod
     def _bf16_copy(embeddings: np.ndarray):
@@ -175,9 +179,7 @@ class DenseRetriever:
             return np.arange(self.embeddings.shape[0]), self.embeddings @ vector
         import torch
 
-        from ..engine.hardware import engine_threads
-
-        torch.set_num_threads(engine_threads())
+        torch.set_num_threads(self._threads)
         approx = torch.mv(self._bf16, torch.from_numpy(vector).to(torch.bfloat16)).float().numpy()
         kth = np.partition(approx, -k)[-k]
         rows = np.flatnonzero(approx >= kth - _BF16_MARGIN)
