@@ -157,12 +157,19 @@ def post_json(client: Any, provider: str, url: str, body: Mapping[str, Any], hea
 
 
 class HttpConnection:
-    """One ``httpx.Client``, built on first use and shared by the owner's threads (keeps connections alive)."""
+    """What each caller of another service holds: its checked ``timeout``, its ``retry`` policy (``retry``,
+    with ``max_retries`` retries when given) and one ``httpx.Client``, built on first use and shared by the
+    owner's threads (keeps connections alive)."""
 
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
+    def __init__(self, timeout: float, retry: RetryPolicy | None = None, max_retries: int | None = None) -> None:
+        self.timeout = checked_timeout(timeout)
+        self.retry = retry_policy(retry, max_retries)
         self._client: Any = None
         self._lock = threading.Lock()
+
+    def post_json(self, provider: str, url: str, body: Mapping[str, Any], api_key: str | None = None) -> Any:
+        """One ``post_json`` on this connection, with ``Authorization: Bearer api_key`` when there is a key."""
+        return post_json(self.client(), provider, url, body, bearer_headers(api_key))
 
     def client(self) -> Any:
         with self._lock:

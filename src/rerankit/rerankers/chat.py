@@ -11,15 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import InvalidInputError, ProviderError
-from ..http_client import (
-    HttpConnection,
-    RetryPolicy,
-    bearer_headers,
-    checked_timeout,
-    post_json,
-    retry_policy,
-    with_retries,
-)
+from ..http_client import HttpConnection, RetryPolicy, with_retries
 from ..settings import settings
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -47,18 +39,18 @@ class ChatClient:
     ) -> None:
         if not model:
             raise InvalidInputError("an LLM needs a model name")
-        timeout = checked_timeout(timeout)
+        self._connection = HttpConnection(timeout, retry, max_retries)
         base_url = (base_url or settings().openai_base_url or DEFAULT_BASE_URL).rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise InvalidInputError(f"the LLM base URL must be an http(s) URL, got {base_url!r}")
-        self.model, self.base_url, self.timeout = model, base_url, timeout
+        self.model, self.base_url = model, base_url
+        self.timeout, self.retry = self._connection.timeout, self._connection.retry
         self.url = f"{base_url}/chat/completions"
         self.api_key = api_key or settings().openai_api_key or None
         if self.api_key is None and base_url == DEFAULT_BASE_URL:
             raise ProviderError(self.provider, "no API key for api.openai.com: pass api_key=... or set OPENAI_API_KEY "
                                                "(or point OPENAI_BASE_URL at another OpenAI-compatible server)")
-        self.retry, self.temperature, self.max_tokens = retry_policy(retry, max_retries), temperature, max_tokens
-        self._connection = HttpConnection(timeout)
+        self.temperature, self.max_tokens = temperature, max_tokens
 
     def _once(self, messages: Sequence[Message], max_tokens: int | None) -> str:
         body: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in messages]}
@@ -66,7 +58,7 @@ class ChatClient:
             body["temperature"] = self.temperature
         if max_tokens or self.max_tokens:
             body["max_tokens"] = max_tokens or self.max_tokens
-        answer = post_json(self._connection.client(), self.provider, self.url, body, bearer_headers(self.api_key))
+        answer = self._connection.post_json(self.provider, self.url, body, self.api_key)
         try:
             content = answer["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError) as exc:

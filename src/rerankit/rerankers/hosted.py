@@ -13,15 +13,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 
 from ..errors import ProviderError, UnknownSpecError
-from ..http_client import (
-    HttpConnection,
-    RetryPolicy,
-    bearer_headers,
-    checked_timeout,
-    post_json,
-    retry_policy,
-    with_retries,
-)
+from ..http_client import HttpConnection, RetryPolicy, with_retries
 from ..settings import env_names, settings
 from ..types import Document, DocumentInput, RankedResult, normalize_documents
 from ..validation import positive_int, validate_top_k
@@ -119,12 +111,11 @@ class HostedReranker(Reranker):
     ) -> None:
         if not model:
             raise UnknownSpecError(f"'{self.provider}:' needs a model name after the colon")
-        timeout = checked_timeout(timeout)
+        self._connection = HttpConnection(timeout, retry, max_retries)
         batch_size = self.max_batch if batch_size is None else batch_size
-        self.model, self.timeout, self.batch_size = model, timeout, positive_int(batch_size, "batch_size")
-        self.retry = retry_policy(retry, max_retries)
+        self.model, self.batch_size = model, positive_int(batch_size, "batch_size")
+        self.timeout, self.retry = self._connection.timeout, self._connection.retry
         self.name = name or f"{self.provider}:{model}"
-        self._connection = HttpConnection(timeout)
         self._lock = threading.Lock()
 
     @abstractmethod
@@ -185,6 +176,5 @@ class JsonApiReranker(HostedReranker):
         """The JSON body that asks for the scores of ``texts``."""
 
     def _call(self, query: str, texts: list[str]) -> np.ndarray:
-        answer = post_json(self.http_client(), self.provider, self.url, self.request_body(query, texts),
-                           bearer_headers(self.api_key))
+        answer = self._connection.post_json(self.provider, self.url, self.request_body(query, texts), self.api_key)
         return listed_scores(self.provider, self.url, answer, self.results_field, len(texts))

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from ..errors import InvalidInputError, UnknownSpecError
-from ..http_client import RetryPolicy, bearer_headers, post_json
+from ..http_client import RetryPolicy
 from ..settings import settings
 from .hosted import DEFAULT_TIMEOUT_S, HostedReranker, convert_option, listed_scores, scores_from_items
 
@@ -77,15 +77,14 @@ class RemoteReranker(HostedReranker):
         self.api_key = api_key or settings().http_api_key or None
 
     def _call(self, query: str, texts: list[str]) -> np.ndarray:
-        headers = bearer_headers(self.api_key)
         if self.protocol == "tei":
             body: dict[str, Any] = {"query": query, "texts": texts, "raw_scores": self.raw_scores, "truncate": True}
-            answer = post_json(self.http_client(), self.provider, self.url, body, headers)
+            answer = self._connection.post_json(self.provider, self.url, body, self.api_key)
             return scores_from_items(self.provider, answer, len(texts), score_key="score")
         body = {"query": query, "documents": texts, "top_n": len(texts)}
         if self.remote_model:
             body["model"] = self.remote_model
-        answer = post_json(self.http_client(), self.provider, self.url, body, headers)
+        answer = self._connection.post_json(self.provider, self.url, body, self.api_key)
         return listed_scores(self.provider, self.url, answer, "results", len(texts))
 
 

@@ -13,15 +13,7 @@ import numpy as np
 
 from ..encoders import DEFAULT_BI_ENCODER
 from ..errors import EmbeddingServiceError, InvalidInputError, ProviderError
-from ..http_client import (
-    HttpConnection,
-    RetryPolicy,
-    bearer_headers,
-    checked_timeout,
-    post_json,
-    retry_policy,
-    with_retries,
-)
+from ..http_client import HttpConnection, RetryPolicy, with_retries
 from ..types import Document, RankedResult, normalize_query
 from ..validation import positive_int
 from .base import hits_from_scores, top_k
@@ -95,15 +87,15 @@ class OpenAIEmbedder:
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise InvalidInputError(f"base_url must be an http(s) URL, got {base_url!r}")
         self.base_url, self.api_key, self.model = base_url.rstrip("/"), api_key, model
-        self.batch_size, self.timeout = positive_int(batch_size, "batch_size"), checked_timeout(timeout)
-        self.retry = retry_policy(retry, max_retries)
-        self._connection = HttpConnection(self.timeout)
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self._connection = HttpConnection(timeout, retry, max_retries)
+        self.timeout, self.retry = self._connection.timeout, self._connection.retry
 
     def _post(self, batch: list[str]) -> np.ndarray:
         url = f"{self.base_url}/embeddings"
-        body, headers = {"model": self.model, "input": batch}, bearer_headers(self.api_key)
+        body = {"model": self.model, "input": batch}
         try:
-            answer = with_retries(lambda: post_json(self._connection.client(), self.provider, url, body, headers),
+            answer = with_retries(lambda: self._connection.post_json(self.provider, url, body, self.api_key),
                                   self.retry, "embeddings request")
         except ProviderError as exc:
             raise EmbeddingServiceError(f"embeddings request failed: {exc}") from exc
