@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from rerankit.types import Document
+
+# the training experiments (outside the package) import as top-level modules in their tests
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+if str(EXPERIMENTS) not in sys.path:
+    sys.path.insert(0, str(EXPERIMENTS))
 
 TINY_CORPUS = [
     {"_id": "cat", "title": "Cats", "text": "The domestic cat is a small carnivorous mammal that purrs and hunts mice."},

@@ -5,26 +5,14 @@ a small student, the held-out dev half, and a recipe's "bi_encoder_distill" stag
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bi_encoder_distill import BiEncoderDistillConfig, dev_half, distill_bi_encoder, distillation_texts, query_half  # noqa: E402
 from test_shared_tensors import ADJECTIVES, NOUNS, TEXTS, VERBS, tiny_student
 
 from rerankit.errors import InvalidInputError
-
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-if str(EXPERIMENTS) not in sys.path:
-    sys.path.insert(0, str(EXPERIMENTS))
-
-from bi_encoder_distill import (  # noqa: E402
-    BiEncoderDistillConfig,
-    dev_half,
-    distill_bi_encoder,
-    distillation_texts,
-    query_half,
-)
 
 
 @pytest.fixture(scope="module")

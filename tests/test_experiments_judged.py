@@ -4,19 +4,13 @@ grade, and k-fold step selection with out-of-fold scores; run as a recipe's "fin
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from judged_training import JudgedCollection, KFoldResult, kfold_finetune, out_of_fold_pairs  # noqa: E402
 
 from rerankit.training.trainer import TrainConfig
-
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-if str(EXPERIMENTS) not in sys.path:
-    sys.path.insert(0, str(EXPERIMENTS))
-
-from judged_training import JudgedCollection, KFoldResult, kfold_finetune, out_of_fold_pairs  # noqa: E402
 
 TOPICS = ["volcano", "pasta", "tides", "koala", "violin", "copper"]
 

@@ -4,18 +4,14 @@ training, as the package's are, and a recipe without an experimental key runs as
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import recipe_data_root, shared_data_dir, write_recipe
+from conftest import EXPERIMENTS, recipe_data_root, shared_data_dir, write_recipe
 
 from rerankit.errors import DataFormatError, InvalidInputError
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = ROOT / "experiments"
-if str(EXPERIMENTS) not in sys.path:
-    sys.path.insert(0, str(EXPERIMENTS))
 
 from run_experiment import check_experiment, run_experiment, split_recipe  # noqa: E402
 

@@ -5,26 +5,14 @@ with a teacher end to end."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from teacher_distill import DistillOptions, distillation_loss, pseudo_label, split_options, unlabelled_groups  # noqa: E402
 
 from rerankit.training.data import TrainingGroup
 from rerankit.training.trainer import TrainConfig
-
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-if str(EXPERIMENTS) not in sys.path:
-    sys.path.insert(0, str(EXPERIMENTS))
-
-from teacher_distill import (  # noqa: E402
-    DistillOptions,
-    distillation_loss,
-    pseudo_label,
-    split_options,
-    unlabelled_groups,
-)
 
 
 class _Cosines:
