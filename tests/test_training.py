@@ -161,3 +161,38 @@ def test_a_loss_fn_replaces_the_loss_and_sees_each_groups_query_and_texts(tmp_pa
         assert shape == (2, 3) and cosines is None  # no bi_encoder_prior: no cosines
         assert len(queries) == len(texts) == 2 and all(len(t) == 3 for t in texts)
         assert all(t[0] in positives[q] and not set(t[1:]) & positives[q] for q, t in zip(queries, texts))
+
+
+@pytest.mark.slow
+def test_the_best_dev_checkpoint_is_published_and_early_stopping_ends_the_run(tmp_path, tiny_cross_encoder_dir):
+    from rerankit.training.trainer import TrainConfig, group_mrr_evaluator, train_cross_encoder
+
+    groups = read_training_jsonl(write_groups(tmp_path / "train.jsonl"))
+    probe = ("how do volcanoes erupt", [GROUPS[0]["positive"], *GROUPS[0]["negatives"]])
+    scripted = iter([0.1, 0.3, 0.9, 0.2, 0.9, 0.5, 0.4])  # the dev values, in the order of the evaluations
+    seen = []  # the probe's scores at each evaluation
+
+    def evaluate(score_pairs):
+        seen.append(score_pairs(*probe))
+        return next(scripted)
+
+    config = TrainConfig(base_model=str(tiny_cross_encoder_dir), max_length=32, group_size=3, groups_per_batch=2,
+                         learning_rate=3e-3, max_steps=12, eval_every=2, patience=10, bf16=False, threads=1)
+    result = train_cross_encoder(groups, tmp_path / "model", config, evaluate, progress=False)
+    assert [(h["step"], h["dev"]) for h in result.history] == list(zip(range(0, 13, 2), [0.1, 0.3, 0.9, 0.2, 0.9, 0.5,
+                                                                                        0.4]))
+    assert (result.best_step, result.best_dev, result.steps) == (4, 0.9, 12)  # the first of two equal values
+    published = load_reranker(str(tmp_path / "model")).score(*probe)  # the logits' sigmoid
+    step4, last = (1 / (1 + np.exp(-seen[i])) for i in (2, -1))
+    assert np.allclose(published, step4, atol=1e-5) and not np.allclose(published, last, atol=1e-3)
+    stored = json.loads((tmp_path / "model" / "training.json").read_text())
+    assert stored["best_step"] == 4 and stored["history"] == result.history
+
+    # nothing can improve with both learning rates at zero: the start weights stay best and the run stops
+    # after `patience` evaluations that did not beat the first counted one
+    evaluate = group_mrr_evaluator(groups[:3])
+    frozen = TrainConfig(base_model=str(tiny_cross_encoder_dir), max_length=32, group_size=3, groups_per_batch=2,
+                         learning_rate=0.0, head_learning_rate=0.0, max_steps=40, eval_every=2, patience=2,
+                         bf16=False, threads=1)
+    result = train_cross_encoder(groups, tmp_path / "frozen", frozen, evaluate, progress=False)
+    assert result.best_step == 0 and result.steps == 6 and len({h["dev"] for h in result.history}) == 1

@@ -1,7 +1,11 @@
-"""Fine-tuning a cross-encoder with a listwise softmax loss over (1 positive + n negatives) groups.
+"""Fine-tuning a cross-encoder with a listwise softmax loss over (1 positive + n negatives) groups, on
+sentence-transformers' ``CrossEncoderTrainer`` (``pip install 'rerankit[train]'``).
 
-bf16 autocast on CPU (and CUDA where present), a held-out dev evaluation with early stopping,
-and the best checkpoint published atomically as a Hugging Face folder that ``load_reranker`` reads.
+This module sets the run up: the training rows, the optimizer (a faster learning rate for the new
+classification head), the trainer's arguments (bf16 autocast on CPU and CUDA, evaluation every
+``eval_every`` steps, early stopping, the best checkpoint kept), and publishes the best weights
+atomically as a Hugging Face folder that ``load_reranker`` reads. The loss, the dev evaluation and the
+time limit the trainer calls back into are in ``trainer_hooks.py``.
 
 With ``bi_encoder_prior > 0`` the loss scores each pair as ``ce + prior * cosine`` where the cosine
 comes from a frozen bi-encoder: the cross-encoder then learns what the bi-encoder misses, and the
@@ -13,6 +17,7 @@ distillation term through it); the shipped recipes use ``group_loss``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -27,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..io import atomic_write_json, publish_directory
+from ..errors import BackendUnavailableError, InvalidInputError
+from ..io import publish_directory
 from .data import TrainingGroup
 
 log = logging.getLogger(__name__)
@@ -172,8 +177,17 @@ def train_cross_encoder(
 def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainConfig | None,
            dev_evaluator: DevEvaluator | None, progress: bool, loss_fn: GroupLoss | None) -> TrainResult:
     import torch
-    from tqdm.auto import tqdm
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    try:
+        import accelerate  # noqa: F401  (the trainer needs it; checked here for a clear error)
+        from datasets import Dataset
+        from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    except ImportError as exc:
+        raise BackendUnavailableError(f"training needs datasets and accelerate: pip install 'rerankit[train]' ({exc})"
+                                      ) from exc
+    from transformers import EarlyStoppingCallback
+
+    from .trainer_hooks import DEV_METRIC, DevEvaluation, GroupRankingLoss, StopAfter, log_off_stdout
 
     config = config or TrainConfig()
     usable = [g for g in groups if g.positives and g.negatives]
@@ -181,20 +195,18 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
         raise InvalidInputError("no training group has both a positive and a negative")
     if config.group_size < 2:
         raise InvalidInputError("group_size must be >= 2 (one positive and at least one negative)")
-    rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    use_cpu = not torch.cuda.is_available()
     from ..encoders import quiet_hf_logging
 
     quiet_hf_logging()  # the new classification head is expected; no load report
-    source = _resolve_base(config.base_model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    # eager attention: on CPU its backward is faster than the fused SDPA kernel's for these short sequences
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=1, dtype=torch.float32,  # fp32 master weights, even from a half-precision folder
-        attn_implementation="eager" if device.type == "cpu" else "sdpa").to(device)
+    # eager attention: on CPU its backward is faster than the fused SDPA kernel's for these short sequences;
+    # fp32 master weights, even from a half-precision folder
+    model = CrossEncoder(_resolve_base(config.base_model), num_labels=1, max_length=config.max_length,
+                         device="cpu" if use_cpu else None,
+                         model_kwargs={"dtype": torch.float32, "attn_implementation": "eager" if use_cpu else "sdpa"})
     prior = None
     if config.bi_encoder_prior:
         texts = [t for g in usable for t in (g.query, *g.positives, *g.negatives)]
@@ -202,117 +214,105 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
 
     steps_per_epoch = math.ceil(len(usable) / config.groups_per_batch)
     total_steps = config.max_steps or max(1, int(steps_per_epoch * config.epochs))
+    passes = math.ceil(total_steps * config.groups_per_batch / len(usable))
+    rows = Dataset.from_dict(group_rows(usable, config.group_size, passes, random.Random(config.seed)))
     if config.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
+        model[0].model.get_input_embeddings().weight.requires_grad_(False)
     # The classification head starts from random weights: it may learn faster than the encoder.
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    head = [p for n, p in trainable if n.startswith(("classifier", "score"))]
-    body = [p for n, p in trainable if not n.startswith(("classifier", "score"))]
+    head = [p for n, p in trainable if ".classifier." in f".{n}" or ".score." in f".{n}"]
+    body = [p for n, p in trainable if not (".classifier." in f".{n}" or ".score." in f".{n}")]
     optimizer = torch.optim.AdamW(
         [{"params": body, "lr": config.learning_rate},
          {"params": head, "lr": config.head_learning_rate or config.learning_rate}],
         weight_decay=config.weight_decay,
     )
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * config.warmup_fraction), total_steps)
-    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=config.bf16)
+    work = Path(tempfile.mkdtemp(prefix=".rerankit-train-", dir=Path(output).resolve().parent))
+    prior_cosines = None if prior is None else _prior_cosines(prior, config.bi_encoder)
+    evaluator = None if dev_evaluator is None else DevEvaluation(dev_evaluator, config.bf16, config.bi_encoder_prior,
+                                                                 prior_cosines)
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(work / "checkpoints"), per_device_train_batch_size=config.groups_per_batch,
+        max_steps=total_steps, learning_rate=config.learning_rate, lr_scheduler_type="linear",
+        warmup_steps=config.warmup_fraction, weight_decay=config.weight_decay, max_grad_norm=1.0,
+        bf16=config.bf16, use_cpu=use_cpu, seed=config.seed, data_seed=config.seed,
+        eval_strategy="steps" if evaluator else "no", eval_steps=config.eval_every, eval_on_start=bool(evaluator),
+        save_strategy="best" if evaluator else "no", metric_for_best_model=f"eval_{DEV_METRIC}" if evaluator else None,
+        greater_is_better=True, load_best_model_at_end=bool(evaluator), save_only_model=True, save_total_limit=1,
+        logging_steps=max(1, config.eval_every // 3), report_to="none", disable_tqdm=not progress,
+        dataloader_num_workers=0,
+    )
+    callbacks = [StopAfter(config.max_minutes, evaluate=bool(evaluator))]
+    if evaluator is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
+    loss = GroupRankingLoss(model, loss_fn or functools.partial(_plain_group_loss, config=config),
+                            None if prior is None else prior.cosines)
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=rows, loss=loss, evaluator=evaluator,
+                                  callbacks=callbacks, optimizers=(optimizer, None))
+    log_off_stdout(trainer, progress)
+    started = time.monotonic()
+    start_dir = work / "start"
+    if evaluator is not None:  # the start weights compete with the checkpoints (the trainer's own best starts later)
+        _save_hf_folder(model, start_dir)
+    if evaluator is not None:
+        evaluator.started = started
+    trainer.train()
+    history = [{"step": entry["step"], "pairs": entry["step"] * config.groups_per_batch * config.group_size,
+                "dev": entry[f"eval_{DEV_METRIC}"], "minutes": entry.get("eval_minutes")}
+               for entry in trainer.state.log_history if f"eval_{DEV_METRIC}" in entry]
+    steps = trainer.state.global_step
+    best_dev, best_step = trainer.state.best_metric, trainer.state.best_global_step or steps
+    best_dir = work / "best"
+    if history and history[0]["step"] == 0 and (best_dev is None or history[0]["dev"] >= best_dev):
+        best_dev, best_step = history[0]["dev"], 0
+        start_dir.rename(best_dir)
+    else:
+        _save_hf_folder(model, best_dir)  # the best checkpoint's weights: the trainer loaded them at the end
+    meta = {"config": asdict(config), "trainer": "sentence-transformers CrossEncoderTrainer", "best_dev": best_dev,
+            "best_step": best_step, "steps": steps, "pairs_seen": steps * config.groups_per_batch * config.group_size,
+            "history": history}
+    (best_dir / "training.json").write_text(json.dumps(meta, indent=2))
+    out = publish_directory(best_dir, Path(output))
+    shutil.rmtree(work, ignore_errors=True)
+    return TrainResult(out, best_dev, best_step, steps, meta["pairs_seen"], time.monotonic() - started, history)
 
-    def score_pairs(query: str, texts: Sequence[str]) -> np.ndarray:
-        model.eval()
-        out = []
-        with torch.inference_mode(), torch.autocast(**autocast):
-            for start in range(0, len(texts), 64):
-                chunk = list(texts[start : start + 64])
-                enc = tokenizer([query] * len(chunk), chunk, truncation="longest_first",
-                                max_length=config.max_length, padding=True, return_tensors="pt").to(device)
-                out.append(model(**enc).logits[:, 0].float().cpu().numpy())
-        model.train()
-        scores = np.concatenate(out) if out else np.zeros(0, np.float32)
-        if prior is not None:
-            scores = scores + config.bi_encoder_prior * prior_cosines(query, texts)
-        return scores
 
-    def prior_cosines(query: str, texts: Sequence[str]) -> np.ndarray:
+def group_rows(groups: Sequence[TrainingGroup], group_size: int, passes: int, rng: random.Random) -> dict[str, list]:
+    """The trainer's dataset: ``passes`` rows per group of ``query, positive, negative_1 .. negative_{n-1}``,
+    each row with a positive and ``group_size - 1`` negatives drawn afresh (repeated when a group has fewer)."""
+    columns: dict[str, list] = {"query": [], "positive": [], **{f"negative_{i}": [] for i in range(1, group_size)}}
+    for _ in range(passes):
+        for g in groups:
+            negatives = rng.sample(g.negatives, min(len(g.negatives), group_size - 1))
+            while len(negatives) < group_size - 1:
+                negatives.append(rng.choice(g.negatives))
+            columns["query"].append(g.query)
+            columns["positive"].append(rng.choice(g.positives))
+            for i, text in enumerate(negatives, 1):
+                columns[f"negative_{i}"].append(text)
+    return columns
+
+
+def _plain_group_loss(logits, cosines, queries, texts, config: TrainConfig):
+    return group_loss(logits, cosines, config)
+
+
+def _prior_cosines(prior: FrozenCosines, bi_encoder: str) -> Callable[[str, Sequence[str]], np.ndarray]:
+    """The frozen bi-encoder's cosines of a query's texts: from the cache, or embedded when a text is new."""
+
+    def cosines(query: str, texts: Sequence[str]) -> np.ndarray:
         from ..encoders import embed
 
         if all(t in prior.row for t in (query, *texts)):
             return prior.cosines(query, texts)
-        vectors = embed([query, *texts], config.bi_encoder)
+        vectors = embed([query, *texts], bi_encoder)
         return vectors[1:] @ vectors[0]
 
-    work = Path(tempfile.mkdtemp(prefix=".rerankit-train-", dir=Path(output).resolve().parent))
-    best_dir = work / "best"
-    history: list[dict] = []
-    best_dev, best_step, bad_evals, step, pairs_seen = None, 0, 0, 0, 0
-    started = time.monotonic()
+    return cosines
 
-    def checkpoint(dev_value: float | None) -> None:
-        nonlocal best_dev, best_step, bad_evals
-        history.append({"step": step, "pairs": pairs_seen, "dev": dev_value,
-                        "minutes": round((time.monotonic() - started) / 60, 2)})
-        log.info("step %d dev %s", step, dev_value)
-        if dev_value is None or best_dev is None or dev_value > best_dev:
-            best_dev, best_step, bad_evals = dev_value, step, 0
-            staged = work / f"staged-{step}"
-            model.save_pretrained(staged, safe_serialization=True)
-            tokenizer.save_pretrained(staged)
-            if best_dir.exists():
-                shutil.rmtree(best_dir)
-            staged.rename(best_dir)
-        else:
-            bad_evals += 1
-        atomic_write_json(work / "history.json", history)
 
-    model.train()
-    if dev_evaluator is not None:
-        checkpoint(dev_evaluator(score_pairs))
-    bar = tqdm(total=total_steps, disable=not progress, desc="train", unit="step")
-    stop = False
-    while step < total_steps and not stop:
-        order = list(range(len(usable)))
-        rng.shuffle(order)
-        for start in range(0, len(order), config.groups_per_batch):
-            batch = [usable[i] for i in order[start : start + config.groups_per_batch]]
-            group_texts = []
-            for g in batch:
-                negs = rng.sample(g.negatives, min(len(g.negatives), config.group_size - 1))
-                while len(negs) < config.group_size - 1:
-                    negs.append(rng.choice(g.negatives))
-                group_texts.append([rng.choice(g.positives), *negs])
-            queries = [g.query for g in batch]
-            passages = [t for texts in group_texts for t in texts]
-            enc = tokenizer([q for q, texts in zip(queries, group_texts) for _ in texts], passages,
-                            truncation="longest_first", max_length=config.max_length, padding=True,
-                            return_tensors="pt").to(device)
-            with torch.autocast(**autocast):
-                logits = model(**enc).logits.view(len(batch), config.group_size).float()
-            cos = None
-            if prior is not None:
-                cos = torch.from_numpy(np.stack([prior.cosines(q, texts) for q, texts in zip(queries, group_texts)]
-                                                )).float().to(device)
-            loss = (loss_fn(logits, cos, queries, group_texts) if loss_fn is not None
-                    else group_loss(logits, cos, config))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            pairs_seen += len(passages)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", best=best_dev)
-            timed_out = config.max_minutes is not None and time.monotonic() - started > config.max_minutes * 60
-            if step % config.eval_every == 0 or step >= total_steps or timed_out:
-                checkpoint(dev_evaluator(score_pairs) if dev_evaluator else None)
-                if dev_evaluator and bad_evals >= config.patience:
-                    log.info("early stop at step %d (best %s at %d)", step, best_dev, best_step)
-                    stop = True
-            if step >= total_steps or timed_out or stop:
-                stop = True
-                break
-    bar.close()
-    meta = {"config": asdict(config), "best_dev": best_dev, "best_step": best_step, "steps": step,
-            "pairs_seen": pairs_seen, "history": history}
-    (best_dir / "training.json").write_text(json.dumps(meta, indent=2))
-    out = publish_directory(best_dir, Path(output))
-    shutil.rmtree(work, ignore_errors=True)
-    return TrainResult(out, best_dev, best_step, step, pairs_seen, time.monotonic() - started, history)
+def _save_hf_folder(model, folder: Path) -> None:
+    """The cross-encoder as a plain Hugging Face folder (config, safetensors, tokenizer): what
+    ``load_reranker`` reads."""
+    model[0].model.save_pretrained(folder, safe_serialization=True)
+    model.tokenizer.save_pretrained(folder)
