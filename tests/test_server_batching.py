@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from test_server_support import GatedReranker, tiny_engine_reranker, tiny_reranker  # noqa: F401  (fixtures)
 
+from rerankit.errors import OverloadedError
 from rerankit.rerankers.base import Reranker
 from rerankit.server import ServerConfig, create_app
-from rerankit.server.batcher import MicroBatcher, Overloaded, many_scorer
+from rerankit.server.batcher import MicroBatcher, many_scorer
 from rerankit.server.config import ModelSpec
 from rerankit.server.metrics import Metrics
 
@@ -130,7 +131,7 @@ def test_full_queue_raises_overloaded_with_retry_after():
         await asyncio.to_thread(model.started.wait, 60)
         second = asyncio.create_task(batcher.score("q", ["c", "d"]))
         await wait_until(lambda: batcher._pending == 2, "second queued")
-        with pytest.raises(Overloaded) as refused:
+        with pytest.raises(OverloadedError) as refused:
             await batcher.score("q", ["e", "f"])
         model.gate.set()
         await asyncio.gather(first, second)

@@ -64,6 +64,27 @@ class EmbeddingServiceError(RerankitError):
     """An embeddings endpoint that failed, could not be reached, or answered something unusable."""
 
 
+class OverloadedError(RerankitError):
+    """A model's request queue is full; ``retry_after`` is the suggested wait in whole seconds (the service
+    answers 429 with ``Retry-After``)."""
+
+    def __init__(self, pending: int, limit: int, retry_after: int) -> None:
+        super().__init__(f"{pending} documents are queued, the limit is {limit} (--max-queue-documents)")
+        self.retry_after = retry_after
+
+
+class ServiceError(RerankitError):
+    """An error ``rerankit serve`` answers on purpose, as JSON in the dialect of the request's path: ``kind``
+    (one of the ``ErrorKind`` values of ``rerankit.server.errors``) holds its HTTP statuses, ``headers`` any
+    response headers to add."""
+
+    def __init__(self, kind, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.headers = headers or {}
+
+
 __all__ = [
     "RerankitError",
     "InvalidInputError",
@@ -77,4 +98,6 @@ __all__ = [
     "ProviderTimeoutError",
     "FallbackError",
     "EmbeddingServiceError",
+    "OverloadedError",
+    "ServiceError",
 ]

@@ -14,11 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from .. import __version__
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, ServiceError
 from ..rerankers.base import Reranker
 from .auth import KeyChecker
 from .config import ServerConfig
-from .errors import INTERNAL, INVALID, NOT_JSON, ApiError, ErrorKind
+from .errors import INTERNAL, INVALID, NOT_JSON, ErrorKind
 from .limits import Limits
 from .metrics import Metrics
 from .middleware import Guard
@@ -66,7 +66,7 @@ def _validation_message(errors: list[dict[str, Any]]) -> str:
 
 def _install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
+        assert isinstance(exc, ServiceError)
         return error_response(request.url.path, exc.kind, exc.message, exc.headers)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
@@ -92,7 +92,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def internal_error(request: Request, exc: Exception) -> Response:
         return error_response(request.url.path, INTERNAL, f"internal error ({type(exc).__name__})")
 
-    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ServiceError, api_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(InvalidInputError, library_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

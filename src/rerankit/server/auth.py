@@ -6,9 +6,9 @@ import hmac
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, ServiceError
 from ..settings import settings
-from .errors import FORBIDDEN, UNAUTHORIZED, ApiError
+from .errors import FORBIDDEN, UNAUTHORIZED
 
 KEYS_ENV = "RERANKIT_API_KEYS"
 
@@ -47,14 +47,14 @@ class KeyChecker:
         return bool(self._keys)
 
     def check(self, authorization: str | None) -> None:
-        """Raise ``ApiError`` (401 without a Bearer token, 403 with a wrong one) unless the key is known."""
+        """Raise ``ServiceError`` (401 without a Bearer token, 403 with a wrong one) unless the key is known."""
         if not self._keys:
             return
         scheme, _, token = (authorization or "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise ApiError(UNAUTHORIZED, "missing API key: send 'Authorization: Bearer <key>'",
+            raise ServiceError(UNAUTHORIZED, "missing API key: send 'Authorization: Bearer <key>'",
                            {"WWW-Authenticate": "Bearer"})
         given = token.encode("latin-1", "replace")  # the header's own bytes (ASGI headers are decoded as latin-1)
         if not any(hmac.compare_digest(given, key) for key in self._keys):
-            raise ApiError(FORBIDDEN, "invalid API key")
+            raise ServiceError(FORBIDDEN, "invalid API key")

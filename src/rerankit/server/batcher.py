@@ -5,7 +5,7 @@ everything pending (up to ``max_batch_documents``, whole requests only) and scor
 ``score_many`` where the reranker has it (the engine packs pairs of all queries into shared
 token-budget batches), else ``score`` per request. The event loop only enqueues and awaits, so it
 never blocks on the model. When the queue holds more than ``max_queue_documents`` documents a new
-request is refused with ``Overloaded`` (answered 429 with ``Retry-After``) rather than waiting without bound.
+request is refused with ``OverloadedError`` (answered 429 with ``Retry-After``) rather than waiting without bound.
 """
 
 from __future__ import annotations
@@ -20,18 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import OverloadedError
 from ..rerankers.base import Reranker
 from .metrics import Metrics
 
 ScoreMany = Callable[[Sequence[str], Sequence[Sequence[str]]], list]
-
-
-class Overloaded(Exception):
-    """The queue is full; ``retry_after`` is the suggested wait in whole seconds."""
-
-    def __init__(self, pending: int, limit: int, retry_after: int) -> None:
-        super().__init__(f"{pending} documents are queued, the limit is {limit} (--max-queue-documents)")
-        self.retry_after = retry_after
 
 
 def many_scorer(reranker: Reranker) -> ScoreMany | None:
@@ -98,7 +91,7 @@ class MicroBatcher:
         return "score_many" if self.score_many is not None else "score"
 
     async def score(self, query: str, texts: list[str]) -> np.ndarray:
-        """Scores of ``texts`` for ``query`` in input order; raises ``Overloaded`` when the queue is full."""
+        """Scores of ``texts`` for ``query`` in input order; raises ``OverloadedError`` when the queue is full."""
         loop = asyncio.get_running_loop()
         job = _Job(query, texts, loop, loop.create_future())
         with self._cond:
@@ -106,7 +99,7 @@ class MicroBatcher:
                 self._start()
             if self._pending and self._pending + len(texts) > self.max_queue_documents:
                 self.metrics.rejected.labels(self.name).inc()
-                raise Overloaded(self._pending, self.max_queue_documents, self._retry_after())
+                raise OverloadedError(self._pending, self.max_queue_documents, self._retry_after())
             self._queue.append(job)
             self._pending += len(texts)
             self.metrics.queue_documents.labels(self.name).set(self._pending)

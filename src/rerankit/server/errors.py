@@ -1,4 +1,5 @@
-"""Errors the service answers on purpose, each with its status in the Cohere/Jina and TEI dialects."""
+"""The kinds of error the service answers on purpose, each with its status in the Cohere/Jina and TEI dialects;
+``rerankit.errors.ServiceError`` carries one."""
 
 from __future__ import annotations
 
@@ -24,13 +25,3 @@ FORBIDDEN = ErrorKind(403, 403, "unauthorized")     # wrong API key
 NOT_FOUND = ErrorKind(404, 404, "validation")       # unknown model (or path)
 OVERLOADED = ErrorKind(429, 429, "overloaded")      # the model's queue is full
 INTERNAL = ErrorKind(500, 500, "backend")           # a bug: never on purpose
-
-
-class ApiError(Exception):
-    """An error answered as JSON in the dialect of the request's path."""
-
-    def __init__(self, kind: ErrorKind, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.headers = headers or {}

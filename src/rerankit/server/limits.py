@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, ServiceError
 from ..validation import positive_int
-from .errors import EMPTY, INVALID, TOO_LARGE, ApiError
+from .errors import EMPTY, INVALID, TOO_LARGE
 
 
 def check_unicode(text: str, what: str) -> None:
@@ -15,7 +15,7 @@ def check_unicode(text: str, what: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ApiError(INVALID, f"{what} is not valid Unicode (lone surrogate at position {exc.start})") from None
+        raise ServiceError(INVALID, f"{what} is not valid Unicode (lone surrogate at position {exc.start})") from None
 
 
 @dataclass(frozen=True)
@@ -28,24 +28,24 @@ class Limits:
 
     def check_query(self, query: str) -> None:
         if not query.strip():
-            raise ApiError(EMPTY, "query must not be empty")
+            raise ServiceError(EMPTY, "query must not be empty")
         if len(query) > self.max_query_chars:
-            raise ApiError(TOO_LARGE, f"query has {len(query)} characters, above the limit of "
+            raise ServiceError(TOO_LARGE, f"query has {len(query)} characters, above the limit of "
                                       f"{self.max_query_chars} (--max-query-chars)")
         check_unicode(query, "query")
 
     def check_count(self, count: int, field: str = "documents") -> None:
         if count == 0:
-            raise ApiError(EMPTY, f"`{field}` cannot be empty")
+            raise ServiceError(EMPTY, f"`{field}` cannot be empty")
         if count > self.max_documents:
-            raise ApiError(TOO_LARGE, f"{count} {field}, above the limit of {self.max_documents} "
+            raise ServiceError(TOO_LARGE, f"{count} {field}, above the limit of {self.max_documents} "
                                       f"per request (--max-documents); split the request")
 
     def check_documents(self, texts: Sequence[str], field: str = "documents") -> None:
         self.check_count(len(texts), field)
         for i, text in enumerate(texts):
             if len(text) > self.max_document_chars:
-                raise ApiError(TOO_LARGE, f"{field}[{i}] has {len(text)} characters, above the limit of "
+                raise ServiceError(TOO_LARGE, f"{field}[{i}] has {len(text)} characters, above the limit of "
                                           f"{self.max_document_chars} (--max-document-chars)")
             check_unicode(text, f"{field}[{i}]")
 
@@ -53,7 +53,7 @@ class Limits:
         if top_n is None:
             return
         if top_n < 1 or top_n > self.max_documents:
-            raise ApiError(INVALID, f"{field} must be between 1 and {self.max_documents} "
+            raise ServiceError(INVALID, f"{field} must be between 1 and {self.max_documents} "
                                     f"(--max-documents), got {top_n}")
 
     @staticmethod
@@ -63,4 +63,4 @@ class Limits:
             if value is not None:
                 positive_int(value, field)
         except InvalidInputError as exc:
-            raise ApiError(INVALID, str(exc)) from None
+            raise ServiceError(INVALID, str(exc)) from None

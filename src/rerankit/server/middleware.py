@@ -13,8 +13,9 @@ from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import ServiceError
 from .auth import KeyChecker
-from .errors import BODY_TOO_LARGE, INVALID, ApiError
+from .errors import BODY_TOO_LARGE, INVALID
 from .metrics import Metrics
 from .responses import error_response
 
@@ -59,7 +60,7 @@ class Guard:
             if tracked:
                 try:
                     receive = await self._admit(scope, receive)
-                except ApiError as exc:
+                except ServiceError as exc:
                     await error_response(path, exc.kind, exc.message, exc.headers)(scope, receive, send_wrapper)
                     return
                 if receive is None:  # the client went away while sending its body
@@ -76,13 +77,13 @@ class Guard:
         """Check the key, then read the body within the limit; return a ``receive`` that replays it."""
         self.keys.check(_header(scope, b"authorization"))
         limit = self.max_body_bytes
-        too_large = ApiError(BODY_TOO_LARGE, f"request body above the limit of {limit} bytes (--max-body-bytes)")
+        too_large = ServiceError(BODY_TOO_LARGE, f"request body above the limit of {limit} bytes (--max-body-bytes)")
         length = _header(scope, b"content-length")
         if length is not None:
             try:
                 declared = int(length)
             except ValueError:
-                raise ApiError(INVALID, "invalid Content-Length header") from None
+                raise ServiceError(INVALID, "invalid Content-Length header") from None
             if declared > limit:
                 raise too_large
         body = bytearray()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, ServiceError
 from ..rerankers.base import Reranker
 from .batcher import MicroBatcher
 from .config import ModelSpec, ServerConfig
-from .errors import NOT_FOUND, ApiError
+from .errors import NOT_FOUND
 from .metrics import Metrics
 from .tokens import find_tokenizer
 
@@ -80,7 +80,7 @@ class ModelRegistry:
         try:
             return self.models[name]
         except KeyError:
-            raise ApiError(NOT_FOUND, f"model {name!r} is not served here; served models: "
+            raise ServiceError(NOT_FOUND, f"model {name!r} is not served here; served models: "
                                       f"{', '.join(self.names)}") from None
 
     def close(self) -> None:

@@ -27,10 +27,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse
 
+from ..errors import OverloadedError, ServiceError
 from ..rerankers.base import Reranker
 from ..types import Document
-from .batcher import Overloaded
-from .errors import OVERLOADED, ApiError
+from .errors import OVERLOADED
 from .limits import Limits
 from .models import ModelRegistry, ServedModel
 
@@ -67,8 +67,8 @@ class BatcherScorer(Reranker):
                                                   self.loop)
         try:
             return future.result(timeout=300)
-        except Overloaded as exc:
-            raise ApiError(OVERLOADED, f"model {self.served.name!r} is overloaded: {exc}; retry later",
+        except OverloadedError as exc:
+            raise ServiceError(OVERLOADED, f"model {self.served.name!r} is overloaded: {exc}; retry later",
                            {"Retry-After": str(exc.retry_after)}) from None
 
 

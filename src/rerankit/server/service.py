@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
+from ..errors import OverloadedError, ServiceError
 from ..rerankers.base import order_by_score
-from .batcher import Overloaded
-from .errors import OVERLOADED, ApiError
+from .errors import OVERLOADED
 from .limits import Limits
 from .metrics import Metrics
 from .models import ModelRegistry, ServedModel
@@ -50,8 +50,8 @@ class RerankService:
             texts = await run_in_threadpool(truncate_tokens, served.tokenizer, texts, max_tokens_per_doc)
         try:
             scores = await served.batcher.score(query, texts)
-        except Overloaded as exc:
-            raise ApiError(OVERLOADED, f"model {served.name!r} is overloaded: {exc}; retry later",
+        except OverloadedError as exc:
+            raise ServiceError(OVERLOADED, f"model {served.name!r} is overloaded: {exc}; retry later",
                            {"Retry-After": str(exc.retry_after)}) from None
         self.metrics.documents.labels(endpoint, served.name).inc(len(texts))
         order = order_by_score(scores)

@@ -12,8 +12,8 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, field_validator
 
-from ..errors import INVALID, ApiError
-
+from ...errors import ServiceError
+from ..errors import INVALID
 
 MAX_DOCUMENT_DEPTH = 32  # an echoed document is rendered to JSON by recursion: a deep one would fail there
 
@@ -82,13 +82,13 @@ class V1RerankRequest(BaseModel):
 
 def _field_value(doc: dict[str, Any], index: int, name: str) -> str:
     if name not in doc:
-        raise ApiError(INVALID, f"documents[{index}] has no field {name!r} (named in rank_fields)")
+        raise ServiceError(INVALID, f"documents[{index}] has no field {name!r} (named in rank_fields)")
     value = doc[name]
     if isinstance(value, str):
         return value
     if isinstance(value, (bool, int, float)):
         return str(value)
-    raise ApiError(INVALID, f"documents[{index}].{name} must be a string, got {type(value).__name__}")
+    raise ServiceError(INVALID, f"documents[{index}].{name} must be a string, got {type(value).__name__}")
 
 
 def _document_text(doc: Union[str, dict[str, Any]], index: int, rank_fields: Optional[list[str]]) -> str:
@@ -101,7 +101,7 @@ def _document_text(doc: Union[str, dict[str, Any]], index: int, rank_fields: Opt
         return "\n".join(f"{name}: {_field_value(doc, index, name)}" for name in rank_fields)
     text = doc.get("text")
     if not isinstance(text, str):
-        raise ApiError(INVALID, f"documents[{index}] needs a string 'text' field (or name its fields in rank_fields)")
+        raise ServiceError(INVALID, f"documents[{index}] needs a string 'text' field (or name its fields in rank_fields)")
     return text
 
 
