@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -12,7 +13,7 @@ from .modules import ModelInfo
 from .runtimes import cuda_available, nncf_available, onnx_available, openvino_available, openvino_runs_bf16
 
 __all__ = ["BACKENDS", "Runner", "available_backends", "backend_available", "cuda_available", "make_runner",
-           "onnx_available"]
+           "onnx_available", "run_batches"]
 
 BACKENDS = ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8",
             "openvino-fp32", "openvino-bf16", "openvino-int8", "cuda-fp32", "cuda-fp16", "cuda-bf16")
@@ -24,6 +25,17 @@ class Runner(Protocol):
     name: str
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+def run_batches(runner: Runner, jobs: Iterable[tuple[list[int], dict[str, np.ndarray]]], outputs: np.ndarray) -> None:
+    """``outputs[rows] = runner(batch)`` for every ``(rows, batch)`` of ``jobs``: one batch after another, or
+    through the runner's ``run_batches`` where it has one (OpenVINO's streams run several at once)."""
+    concurrent = getattr(runner, "run_batches", None)
+    if concurrent is not None:
+        concurrent(jobs, outputs)
+        return
+    for rows, batch in jobs:
+        outputs[rows] = runner(batch)
 
 
 def backend_available(name: str) -> bool:

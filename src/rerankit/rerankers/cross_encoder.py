@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.backend import BACKENDS, Runner, make_runner
+from ..engine.backend import BACKENDS, Runner, make_runner, run_batches
 from ..engine.batching import collate, pack_by_tokens
 from ..engine.inputs import QWEN3_INSTRUCTION, InputBuilder, LongDocs, encoder_layout, yes_no_layout
 from ..engine.modules import ModelInfo, detect_kind, read_info
@@ -195,10 +195,11 @@ class CrossEncoderReranker(Reranker):
         """Outputs ``[P, K]``, scores ``[P]`` and scored character spans of (query index, text) pairs."""
         windows = self.builder.build(queries, pairs)
         outputs = np.zeros((len(windows), self.info.num_outputs), dtype=np.float32)
-        for idx in pack_by_tokens([len(w.ids) for w in windows], self.token_budget, self.max_batch):
-            chosen = [windows[i] for i in idx]
-            types = [w.types for w in chosen] if self.info.uses_token_types else None
-            outputs[idx] = self.runner(collate([w.ids for w in chosen], types, self.pad_id))
+        types = self.info.uses_token_types
+        jobs = ((idx, collate([windows[i].ids for i in idx], [windows[i].types for i in idx] if types else None,
+                              self.pad_id))
+                for idx in pack_by_tokens([len(w.ids) for w in windows], self.token_budget, self.max_batch))
+        run_batches(self.runner, jobs, outputs)
         window_scores = self.to_scores(outputs).astype(np.float32)
         pair_out = np.zeros((len(pairs), self.info.num_outputs), dtype=np.float32)
         pair_scores = np.zeros(len(pairs), dtype=np.float32)
