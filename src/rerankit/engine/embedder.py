@@ -16,7 +16,7 @@ subclass supplies ``pooled(input_ids, attention_mask)``, the mean of each row's 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +99,10 @@ class MeanPooledEmbedder:
     def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def pooled_batches(self, batches: Iterable[dict[str, np.ndarray]]) -> list[np.ndarray]:
+        """``pooled`` of each collated batch, in order (one after another; OpenVINO runs several at once)."""
+        return [self.pooled(b["input_ids"], b["attention_mask"]) for b in batches]
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """One L2-normalized float32 row per text."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -106,9 +110,10 @@ class MeanPooledEmbedder:
             return out
         texts = [t.lower() for t in texts] if self.model.lower_case else list(texts)
         ids = self.tokenizer(texts, truncation=True, max_length=self.model.max_length)["input_ids"]
-        for idx in pack_by_tokens([len(x) for x in ids], self.token_budget, self.max_batch):
-            batch = collate([ids[i] for i in idx], None, self.pad_id)
-            vectors = self.pooled(batch["input_ids"], batch["attention_mask"]).astype(np.float32, copy=False)
+        batches = pack_by_tokens([len(x) for x in ids], self.token_budget, self.max_batch)
+        pooled = self.pooled_batches(collate([ids[i] for i in idx], None, self.pad_id) for idx in batches)
+        for idx, vectors in zip(batches, pooled):
+            vectors = vectors.astype(np.float32, copy=False)
             if self.projection is not None:
                 vectors = vectors @ self.projection.T
                 if self.projection_bias is not None:

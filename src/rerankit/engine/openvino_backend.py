@@ -154,8 +154,54 @@ def compile_cached(ensure: Callable[[], Path], config: dict[str, object], name: 
         raise BackendUnavailableError(f"{name} does not run on this CPU: {str(exc).strip()[:300]}") from exc
 
 
+class StreamedModel:
+    """A model compiled on the CPU plugin over ``STREAMS`` streams where it has two threads or more (one
+    with the LATENCY hint otherwise): ``model(feed)`` runs one batch, ``run_batches`` several at once.
+    ``feed`` maps input positions to arrays. One call at a time uses the requests (a lock)."""
+
+    def __init__(self, ensure: Callable[[], Path], config: dict[str, object], threads: int, name: str) -> None:
+        self.streams = min(STREAMS, threads)
+        config = {**config, "INFERENCE_NUM_THREADS": threads}
+        if self.streams > 1:
+            config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams})
+        else:
+            config["PERFORMANCE_HINT"] = "LATENCY"
+        self.path, self.compiled = compile_cached(ensure, config, name)
+        self.output = self.compiled.output(0)
+        self.request = self.compiled.create_infer_request()
+        self._queue = None  # the AsyncInferQueue, made at the first call with several batches
+        self._lock = threading.Lock()
+
+    def __call__(self, feed: dict[int, np.ndarray]) -> np.ndarray:
+        with self._lock:
+            return np.array(self.request.infer(feed)[self.output], dtype=np.float32)
+
+    def run_batches(self, jobs: Iterable[tuple[object, dict[int, np.ndarray]]], outputs) -> None:
+        """``outputs[key] = result`` (a float32 copy) for every ``(key, feed)`` of ``jobs``, the batches spread
+        over the streams (a batch waits for a free stream, so ``jobs`` is read as the streams take them)."""
+        if self.streams == 1:
+            for key, feed in jobs:
+                outputs[key] = self(feed)
+            return
+        import openvino as ov
+
+        with self._lock:
+            if self._queue is None:
+                self._queue = ov.AsyncInferQueue(self.compiled, self.streams)
+
+            def done(request, key) -> None:  # the request's output buffer is reused: copy it
+                outputs[key] = np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+            self._queue.set_callback(done)
+            try:
+                for key, feed in jobs:
+                    self._queue.start_async(feed, key)
+            finally:
+                self._queue.wait_all()
+
+
 class OpenVinoRunner:
-    """An OpenVINO CPU compiled model over the cached IR, one infer request reused per call."""
+    """A cross-encoder on OpenVINO's CPU plugin over the cached IR (a ``StreamedModel``)."""
 
     token_budget = TOKEN_BUDGET
     max_batch = MAX_BATCH
@@ -171,25 +217,24 @@ class OpenVinoRunner:
         if precision == "int8" and not nncf_available():
             raise BackendUnavailableError("openvino-int8 needs nncf: pip install 'rerankit[int8]'")
         self.name = f"openvino-{precision}"
-        threads = num_threads or engine_threads()
-        self.streams = min(STREAMS, threads)
-        config: dict[str, object] = {"INFERENCE_NUM_THREADS": threads,
-                                     "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
-        if self.streams > 1:
-            config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams})
-        else:
-            config["PERFORMANCE_HINT"] = "LATENCY"
+        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
         if precision == "int8":
             config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = DYNAMIC_GROUP
-        self.path, self.compiled = compile_cached(lambda: ensure_ir(info, precision, cache_dir), config, self.name)
-        self.request = self.compiled.create_infer_request()
-        self._queue = None  # the AsyncInferQueue, made at the first call with several batches
-        self._lock = threading.Lock()  # one call at a time uses the requests
+        self.model = StreamedModel(lambda: ensure_ir(info, precision, cache_dir), config,
+                                   num_threads or engine_threads(), self.name)
+        self.path = self.model.path
         # inputs by position, in the order they were converted: a model read back from OpenVINO's
         # compiled-blob cache may carry other tensor names
         self.inputs = input_names(info)
-        self.output = self.compiled.output(0)
         self._check_runs()
+
+    @property
+    def streams(self) -> int:
+        return self.model.streams
+
+    @streams.setter
+    def streams(self, count: int) -> None:
+        self.model.streams = count
 
     def _check_runs(self) -> None:
         """Run one small batch now: OpenVINO builds some kernels only at the first inference, and a CPU
@@ -200,33 +245,12 @@ class OpenVinoRunner:
         except Exception as exc:
             raise BackendUnavailableError(f"{self.name} does not run on this CPU: {str(exc).strip()[:300]}") from exc
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        with self._lock:
-            result = self.request.infer(self._feed(batch))
-            return np.array(result[self.output], dtype=np.float32)
-
     def _feed(self, batch: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
         return {i: batch[name] for i, name in enumerate(self.inputs)}
 
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.model(self._feed(batch))
+
     def run_batches(self, jobs: Iterable[tuple[list[int], dict[str, np.ndarray]]], outputs: np.ndarray) -> None:
-        """``outputs[rows] = scores`` for every ``(rows, batch)``, the batches spread over the streams (a
-        batch waits for a free stream, so ``jobs`` is read as the streams take them)."""
-        if self.streams == 1:
-            for rows, batch in jobs:
-                outputs[rows] = self(batch)
-            return
-        import openvino as ov
-
-        with self._lock:
-            if self._queue is None:
-                self._queue = ov.AsyncInferQueue(self.compiled, self.streams)
-
-            def done(request, rows) -> None:
-                outputs[rows] = request.get_output_tensor(0).data
-
-            self._queue.set_callback(done)
-            try:
-                for rows, batch in jobs:
-                    self._queue.start_async(self._feed(batch), rows)
-            finally:
-                self._queue.wait_all()
+        """``outputs[rows] = scores`` for every ``(rows, batch)``, the batches spread over the streams."""
+        self.model.run_batches(((rows, self._feed(batch)) for rows, batch in jobs), outputs)

@@ -14,6 +14,7 @@ and L2 norm as ``SentenceTransformer.encode``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +23,12 @@ from ..errors import BackendUnavailableError
 from .cache import cache_root, model_fingerprint
 from .embedder import MeanPooledEmbedder, MeanPooledModel
 from .hardware import engine_threads
-from .openvino_backend import cached_ir, compile_cached
+from .openvino_backend import StreamedModel, cached_ir
 from .runtimes import openvino_runs_bf16
 
 CONVERT_VERSION = "1"
-# batches of ~2k tokens suit OpenVINO's CPU plugin, as for the cross-encoders (openvino_backend)
-TOKEN_BUDGET = 2048
+# batches of ~1k tokens, spread over two streams, as for the cross-encoders (openvino_backend)
+TOKEN_BUDGET = 1024
 MAX_BATCH = 32
 log = logging.getLogger(__name__)
 
@@ -85,13 +86,17 @@ class OpenVinoBiEncoder(MeanPooledEmbedder):
             raise BackendUnavailableError(f"unknown embedding precision {precision!r}")
         super().__init__(model, TOKEN_BUDGET, MAX_BATCH)
         self.precision = precision
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": num_threads or engine_threads(),
-                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
-        self.path, self.compiled = compile_cached(lambda: ensure_ir(model, cache_dir), config,
-                                                  f"openvino-{precision} embeddings")
-        self.request = self.compiled.create_infer_request()
-        self.output = self.compiled.output(0)
+        config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+        self.model_on_cpu = StreamedModel(lambda: ensure_ir(model, cache_dir), config, num_threads or engine_threads(),
+                                          f"openvino-{precision} embeddings")
+        self.path = self.model_on_cpu.path
 
     def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        result = self.request.infer({0: input_ids, 1: attention_mask})
-        return np.array(result[self.output], dtype=np.float32)
+        return self.model_on_cpu({0: input_ids, 1: attention_mask})
+
+    def pooled_batches(self, batches: Iterable[dict[str, np.ndarray]]) -> list[np.ndarray]:
+        """The batches spread over OpenVINO's streams (``openvino_backend.StreamedModel``)."""
+        out: dict[int, np.ndarray] = {}
+        jobs = ((k, {0: b["input_ids"], 1: b["attention_mask"]}) for k, b in enumerate(batches))
+        self.model_on_cpu.run_batches(jobs, out)
+        return [out[k] for k in range(len(out))]
