@@ -196,3 +196,21 @@ def test_the_best_dev_checkpoint_is_published_and_early_stopping_ends_the_run(tm
                          bf16=False, threads=1)
     result = train_cross_encoder(groups, tmp_path / "frozen", frozen, evaluate, progress=False)
     assert result.best_step == 0 and result.steps == 6 and len({h["dev"] for h in result.history}) == 1
+
+
+@pytest.mark.slow
+def test_a_failed_run_leaves_no_work_folder_and_no_model(tmp_path, tiny_cross_encoder_dir):
+    from rerankit.training.trainer import TrainConfig, train_cross_encoder
+
+    groups = read_training_jsonl(write_groups(tmp_path / "train.jsonl"))
+    config = TrainConfig(base_model=str(tiny_cross_encoder_dir), max_length=32, group_size=3, groups_per_batch=2,
+                         max_steps=3, bf16=False, threads=1)
+
+    def broken_loss(logits, cosines, queries, texts):
+        raise RuntimeError("loss failed")
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(RuntimeError, match="loss failed"):
+        train_cross_encoder(groups, out / "model", config, progress=False, loss_fn=broken_loss)
+    assert list(out.iterdir()) == []  # neither the trainer's checkpoints nor a half-written model

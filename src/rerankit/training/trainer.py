@@ -251,10 +251,23 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
                                   callbacks=callbacks, optimizers=(optimizer, None))
     log_off_stdout(trainer, progress)
     started = time.monotonic()
+    try:
+        out, meta = _run_and_publish(trainer, model, evaluator, config, work, Path(output), started)
+    finally:  # the checkpoints, and the start weights: gone whether training ended or failed
+        shutil.rmtree(work, ignore_errors=True)
+    return TrainResult(out, meta["best_dev"], meta["best_step"], meta["steps"], meta["pairs_seen"],
+                       time.monotonic() - started, meta["history"])
+
+
+def _run_and_publish(trainer, model, evaluator, config: TrainConfig, work: Path, output: Path,
+                     started: float) -> tuple[Path, dict]:
+    """Train, then publish the best weights (the start weights where no checkpoint beat them) with
+    ``training.json``; returns the published folder and that metadata."""
+    from .trainer_hooks import DEV_METRIC
+
     start_dir = work / "start"
     if evaluator is not None:  # the start weights compete with the checkpoints (the trainer's own best starts later)
         _save_hf_folder(model, start_dir)
-    if evaluator is not None:
         evaluator.started = started
     trainer.train()
     history = [{"step": entry["step"], "pairs": entry["step"] * config.groups_per_batch * config.group_size,
@@ -272,9 +285,8 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
             "best_step": best_step, "steps": steps, "pairs_seen": steps * config.groups_per_batch * config.group_size,
             "history": history}
     (best_dir / "training.json").write_text(json.dumps(meta, indent=2))
-    out = publish_directory(best_dir, Path(output))
-    shutil.rmtree(work, ignore_errors=True)
-    return TrainResult(out, best_dev, best_step, steps, meta["pairs_seen"], time.monotonic() - started, history)
+    return publish_directory(best_dir, output), meta
+
 
 
 def group_rows(groups: Sequence[TrainingGroup], group_size: int, passes: int, rng: random.Random) -> dict[str, list]:
