@@ -359,9 +359,9 @@ def test_an_openvino_runner_that_cannot_run_here_is_an_unavailable_backend(model
 @pytest.mark.parametrize("backend", [b for b in ("openvino-fp32", "openvino-bf16") if b in available_backends()])
 def test_openvino_streams_score_as_one_batch_at_a_time(model_dir, backend):
     engine = reranker_or_skip(model_dir, backend, activation="none", num_threads=2, token_budget=64)
-    assert engine.runner.streams == 2
+    assert engine.runner.model.streams == 2
     docs = DOCS * 6  # many small batches, spread over both streams
     together = engine.score(QUERIES[0], docs)
-    engine.runner.streams = 1  # the same compiled model, one batch after another
+    engine.runner.model.streams = 1  # the same compiled model, one batch after another
     np.testing.assert_array_equal(together, engine.score(QUERIES[0], docs))
     np.testing.assert_array_equal(together[: len(DOCS)], together[len(DOCS): 2 * len(DOCS)])  # each row its own

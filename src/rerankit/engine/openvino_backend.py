@@ -228,14 +228,6 @@ class OpenVinoRunner:
         self.inputs = input_names(info)
         self._check_runs()
 
-    @property
-    def streams(self) -> int:
-        return self.model.streams
-
-    @streams.setter
-    def streams(self, count: int) -> None:
-        self.model.streams = count
-
     def _check_runs(self) -> None:
         """Run one small batch now: OpenVINO builds some kernels only at the first inference, and a CPU
         without one (int8 with dynamic quantization, say) should fail here, as an unavailable backend."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import math
 import random
 import shutil
@@ -35,8 +34,6 @@ import numpy as np
 from ..errors import BackendUnavailableError, InvalidInputError
 from ..io import publish_directory
 from .data import TrainingGroup
-
-log = logging.getLogger(__name__)
 
 ScorePairs = Callable[[str, Sequence[str]], np.ndarray]
 DevEvaluator = Callable[[ScorePairs], float]
@@ -181,13 +178,11 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
     try:
         import accelerate  # noqa: F401  (the trainer needs it; checked here for a clear error)
         from datasets import Dataset
-        from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+        from sentence_transformers.cross_encoder import CrossEncoder
     except ImportError as exc:
         raise BackendUnavailableError(f"training needs datasets and accelerate: pip install 'rerankit[train]' ({exc})"
                                       ) from exc
-    from transformers import EarlyStoppingCallback
-
-    from .trainer_hooks import DEV_METRIC, DevEvaluation, GroupRankingLoss, StopAfter, log_off_stdout
+    from .trainer_hooks import DevEvaluation, GroupRankingLoss
 
     config = config or TrainConfig()
     usable = [g for g in groups if g.positives and g.negatives]
@@ -220,43 +215,59 @@ def _train(groups: Sequence[TrainingGroup], output: str | Path, config: TrainCon
         model[0].model.get_input_embeddings().weight.requires_grad_(False)
     # The classification head starts from random weights: it may learn faster than the encoder.
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    head = [p for n, p in trainable if ".classifier." in f".{n}" or ".score." in f".{n}"]
-    body = [p for n, p in trainable if not (".classifier." in f".{n}" or ".score." in f".{n}")]
+    head = [p for n, p in trainable if _in_head(n)]
+    body = [p for n, p in trainable if not _in_head(n)]
     optimizer = torch.optim.AdamW(
         [{"params": body, "lr": config.learning_rate},
          {"params": head, "lr": config.head_learning_rate or config.learning_rate}],
         weight_decay=config.weight_decay,
     )
-    work = Path(tempfile.mkdtemp(prefix=".rerankit-train-", dir=Path(output).resolve().parent))
     prior_cosines = None if prior is None else _prior_cosines(prior, config.bi_encoder)
     evaluator = None if dev_evaluator is None else DevEvaluation(dev_evaluator, config.bf16, config.bi_encoder_prior,
                                                                  prior_cosines)
+    loss = GroupRankingLoss(model, loss_fn or functools.partial(_plain_group_loss, config=config),
+                            None if prior is None else prior.cosines)
+    work = Path(tempfile.mkdtemp(prefix=".rerankit-train-", dir=Path(output).resolve().parent))
+    try:  # the checkpoints and the start weights go, whether training ends or fails
+        trainer = _build_trainer(model, rows, loss, optimizer, evaluator, config, total_steps, work, progress)
+        started = time.monotonic()
+        out, meta = _run_and_publish(trainer, model, evaluator, config, work, Path(output), started)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return TrainResult(out, meta["best_dev"], meta["best_step"], meta["steps"], meta["pairs_seen"],
+                       time.monotonic() - started, meta["history"])
+
+
+def _build_trainer(model, rows, loss, optimizer, evaluator, config: TrainConfig, total_steps: int, work: Path,
+                   progress: bool):
+    """The ``CrossEncoderTrainer`` of a run: checkpoints in ``work``, evaluation every ``eval_every`` steps
+    keeping the best (with early stopping) where there is an ``evaluator``, log lines off stdout."""
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from transformers import EarlyStoppingCallback
+
+    from .trainer_hooks import DEV_METRIC, StopAfter, log_off_stdout
+
+    evaluating = evaluator is not None
     args = CrossEncoderTrainingArguments(
         output_dir=str(work / "checkpoints"), per_device_train_batch_size=config.groups_per_batch,
         max_steps=total_steps, learning_rate=config.learning_rate, lr_scheduler_type="linear",
         warmup_steps=config.warmup_fraction, weight_decay=config.weight_decay, max_grad_norm=1.0,
-        bf16=config.bf16, use_cpu=use_cpu, seed=config.seed, data_seed=config.seed,
-        eval_strategy="steps" if evaluator else "no", eval_steps=config.eval_every, eval_on_start=bool(evaluator),
-        save_strategy="best" if evaluator else "no", metric_for_best_model=f"eval_{DEV_METRIC}" if evaluator else None,
-        greater_is_better=True, load_best_model_at_end=bool(evaluator), save_only_model=True, save_total_limit=1,
+        bf16=config.bf16, use_cpu=not torch.cuda.is_available(), seed=config.seed, data_seed=config.seed,
+        eval_strategy="steps" if evaluating else "no", eval_steps=config.eval_every, eval_on_start=evaluating,
+        save_strategy="best" if evaluating else "no", metric_for_best_model=f"eval_{DEV_METRIC}" if evaluating
+        else None,
+        greater_is_better=True, load_best_model_at_end=evaluating, save_only_model=True, save_total_limit=1,
         logging_steps=max(1, config.eval_every // 3), report_to="none", disable_tqdm=not progress,
         dataloader_num_workers=0,
     )
-    callbacks = [StopAfter(config.max_minutes, evaluate=bool(evaluator))]
-    if evaluator is not None:
+    callbacks = [StopAfter(config.max_minutes, evaluate=evaluating)]
+    if evaluating:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
-    loss = GroupRankingLoss(model, loss_fn or functools.partial(_plain_group_loss, config=config),
-                            None if prior is None else prior.cosines)
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=rows, loss=loss, evaluator=evaluator,
                                   callbacks=callbacks, optimizers=(optimizer, None))
     log_off_stdout(trainer, progress)
-    started = time.monotonic()
-    try:
-        out, meta = _run_and_publish(trainer, model, evaluator, config, work, Path(output), started)
-    finally:  # the checkpoints, and the start weights: gone whether training ended or failed
-        shutil.rmtree(work, ignore_errors=True)
-    return TrainResult(out, meta["best_dev"], meta["best_step"], meta["steps"], meta["pairs_seen"],
-                       time.monotonic() - started, meta["history"])
+    return trainer
 
 
 def _run_and_publish(trainer, model, evaluator, config: TrainConfig, work: Path, output: Path,
@@ -303,6 +314,12 @@ def group_rows(groups: Sequence[TrainingGroup], group_size: int, passes: int, rn
             for i, text in enumerate(negatives, 1):
                 columns[f"negative_{i}"].append(text)
     return columns
+
+
+def _in_head(parameter: str) -> bool:
+    """Whether a parameter belongs to the classification head (``classifier`` in BERT-style models,
+    ``score`` in others), which starts from random weights."""
+    return any(f".{part}." in f".{parameter}" for part in ("classifier", "score"))
 
 
 def _plain_group_loss(logits, cosines, queries, texts, config: TrainConfig):
