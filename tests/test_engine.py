@@ -320,6 +320,31 @@ def test_a_killed_openvino_conversion_leaves_nothing_to_load(model_dir, tmp_path
 
 
 
+def test_openvino_blobs_go_beside_their_ir_in_the_cache_of_the_moment(model_dir, tmp_path, monkeypatch):
+    """The one ``openvino.Core`` is made early (at collection, under another cache); the compiled blobs still
+    follow ``RERANKIT_CACHE`` as it is at compile time, inside the IR's folder, and the old shared blob
+    folder of earlier versions is removed."""
+    from rerankit.engine import openvino_backend, runtimes
+
+    if not openvino_backend.openvino_available():
+        pytest.skip("openvino is not installed")
+    runtimes.openvino_core()
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RERANKIT_CACHE", str(cache))
+    shared = cache / "openvino" / "compiled"
+    shared.mkdir(parents=True)
+    (shared / "1.blob").write_bytes(b"a blob of an earlier version")
+    openvino_backend._remove_shared_blob_folder.cache_clear()
+    try:
+        engine = CrossEncoderReranker(model_dir, backend="openvino-fp32")
+    finally:
+        openvino_backend._remove_shared_blob_folder.cache_clear()
+    assert engine.score(QUERIES[0], DOCS).shape == (len(DOCS),)
+    blobs = list(cache.rglob("*.blob"))
+    assert blobs and {blob.parent for blob in blobs} == {engine.runner.model.path.parent / "compiled"}
+    assert not shared.exists()
+
+
 def test_auto_skips_a_candidate_that_fails_when_it_runs(model_dir, monkeypatch, tmp_path):
     from rerankit.engine import auto
     from rerankit.rerankers import cross_encoder

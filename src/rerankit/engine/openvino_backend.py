@@ -27,7 +27,8 @@ batches alternating in one process) two streams took 264 ms per query against 30
 of two threads (``PERFORMANCE_HINT=LATENCY``), with identical scores: no thread waits for the other at
 each layer, and the slower of the VM's two cores takes fewer batches. Smaller batches
 (``TOKEN_BUDGET``) keep both streams busy on one query's passages. With one thread: one stream, the
-LATENCY hint. OpenVINO's own compiled-blob cache (``CACHE_DIR``) makes a second load cheap.
+LATENCY hint. OpenVINO's own compiled-blob cache (``CACHE_DIR``, a ``compiled`` folder inside each IR's
+folder) makes a second load cheap.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,7 @@ TOKEN_BUDGET = 1024
 MAX_BATCH = 16
 STREAMS = 2
 DYNAMIC_GROUP = 32
+BLOB_FOLDER = "compiled"
 log = logging.getLogger(__name__)
 
 
@@ -142,16 +145,32 @@ def compile_cached(ensure: Callable[[], Path], config: dict[str, object], name: 
     conversion that does not compile means this CPU lacks a kernel: ``BackendUnavailableError``."""
     import shutil
 
+    _remove_shared_blob_folder()
     path = ensure()
     try:
-        return path, openvino_core().compile_model(str(path), "CPU", config)
+        return path, openvino_core().compile_model(str(path), "CPU", _with_blob_cache(config, path))
     except Exception:  # an unreadable cache entry: convert again, once
         shutil.rmtree(path.parent, ignore_errors=True)
     path = ensure()
     try:
-        return path, openvino_core().compile_model(str(path), "CPU", config)
+        return path, openvino_core().compile_model(str(path), "CPU", _with_blob_cache(config, path))
     except Exception as exc:
         raise BackendUnavailableError(f"{name} does not run on this CPU: {str(exc).strip()[:300]}") from exc
+
+
+def _with_blob_cache(config: dict[str, object], xml: Path) -> dict[str, object]:
+    """``config`` with OpenVINO's compiled-blob cache (``CACHE_DIR``) in a ``compiled`` folder inside the
+    IR's own folder: a second load skips compiling, and a removed IR takes its blobs with it."""
+    return {**config, "CACHE_DIR": str(xml.parent / BLOB_FOLDER)}
+
+
+@lru_cache(maxsize=1)
+def _remove_shared_blob_folder() -> None:
+    """Remove ``openvino/compiled``, the one blob folder for every model that earlier versions kept and
+    never pruned (tens of GB after many models), once per process."""
+    import shutil
+
+    shutil.rmtree(cache_root() / "openvino" / BLOB_FOLDER, ignore_errors=True)
 
 
 class StreamedModel:

@@ -34,17 +34,12 @@ def cuda_available() -> bool:
 
 @lru_cache(maxsize=1)
 def openvino_core():
-    """One ``openvino.Core`` per process, with its compiled-blob cache in rerankit's cache folder."""
+    """One ``openvino.Core`` per process. It has no ``CACHE_DIR`` of its own: each compile names the
+    compiled-blob folder beside its IR (``openvino_backend.compile_cached``), so the cache folder is
+    read when a model is compiled, not when the core was first made."""
     import openvino as ov
 
-    from .cache import cache_root
-
-    core = ov.Core()
-    try:
-        core.set_property({"CACHE_DIR": str(cache_root() / "openvino" / "compiled")})
-    except Exception:  # pragma: no cover - a read-only cache folder: compile every time
-        pass
-    return core
+    return ov.Core()
 
 
 @lru_cache(maxsize=1)
