@@ -390,3 +390,29 @@ def test_openvino_streams_score_as_one_batch_at_a_time(model_dir, backend):
     engine.runner.model.streams = 1  # the same compiled model, one batch after another
     np.testing.assert_array_equal(together, engine.score(QUERIES[0], docs))
     np.testing.assert_array_equal(together[: len(DOCS)], together[len(DOCS): 2 * len(DOCS)])  # each row its own
+
+
+def test_a_failing_batch_on_the_streams_raises_and_the_model_runs_again(model_dir):
+    engine = reranker_or_skip(model_dir, "openvino-fp32", activation="none", num_threads=2, token_budget=64)
+    model = engine.runner.model
+    assert model.streams == 2
+    good = {i: np.ones((2, 8), dtype=np.int64) for i in range(len(engine.runner.inputs))}
+    bad = {i: np.ones((2, 8, 3), dtype=np.int64) for i in range(len(engine.runner.inputs))}  # rank 3: refused
+
+    def jobs(failure):
+        for key in range(6):
+            yield [2 * key, 2 * key + 1], good
+            if key == 3:
+                if failure == "feed":
+                    yield [12, 13], bad
+                else:
+                    raise ValueError("a batch could not be built")
+
+    outputs = np.zeros((14, engine.info.num_outputs), dtype=np.float32)
+    with pytest.raises(ValueError, match="could not be built"):
+        model.run_batches(jobs("collate"), outputs)
+    with pytest.raises(Exception):  # noqa: B017 - OpenVINO's own error type for a wrong input rank
+        model.run_batches(jobs("feed"), outputs)
+    expected = engine.score(QUERIES[0], DOCS)  # nothing left locked or half-run
+    np.testing.assert_array_equal(expected, engine.score(QUERIES[0], DOCS))
+
