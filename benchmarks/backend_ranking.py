@@ -8,11 +8,16 @@ difference and the median milliseconds per query with its ratio to the reference
 repository root, nothing else busy:
 
     .venv/bin/python benchmarks/backend_ranking.py [--backends onnx-fp32,onnx-int8] [--collection trec-dl19-passage]
+
+``--reference FILE`` reads the reference's scores from FILE (``.npz``) where it exists, and writes them
+there otherwise: so the reference can be scored natively and the backends on an emulated CPU
+(``tools/emulated-avx2 --python benchmarks/backend_ranking.py ...``), where fp32 would take hours.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -34,28 +39,43 @@ def main() -> None:
     parser.add_argument("--model", default=str(default_model_path()))
     parser.add_argument("--collection", default="trec-dl21-passage")
     parser.add_argument("--backends", default="onnx-fp32,onnx-int8")
+    parser.add_argument("--queries", type=int, help="only the first N queries")
+    parser.add_argument("--reference", type=Path, help="torch-fp32's scores: read if the file exists, else written")
     args = parser.parse_args()
     if not (args.data / args.collection).is_dir():
         raise SystemExit(f"{args.data / args.collection} not found: this benchmark needs ../shared/data")
     dev = TrecDevSet(args.data / args.collection, depth=100)
+    if args.queries:
+        dev.qids, dev.queries, dev.doc_ids, dev.texts = (dev.qids[: args.queries], dev.queries[: args.queries],
+                                                        dev.doc_ids[: args.queries], dev.texts[: args.queries])
     names = ["torch-fp32", *[b.strip() for b in args.backends.split(",") if b.strip()]]
-    engines = {name: CrossEncoderReranker(args.model, backend=name, long_docs="first") for name in names}
+    stored = args.reference is not None and args.reference.is_file()
+    timed = names[1:] if stored else names
+    engines = {name: CrossEncoderReranker(args.model, backend=name, long_docs="first") for name in timed}
     scores: dict[str, list[np.ndarray]] = {name: [] for name in names}
     times: dict[str, list[float]] = {name: [] for name in names}
+    if stored:
+        with np.load(args.reference) as saved:
+            scores["torch-fp32"] = [saved[qid] for qid in dev.qids]
     for i, (query, texts) in enumerate(zip(dev.queries, dev.texts)):
-        for name in names if i % 2 == 0 else reversed(names):
+        for name in timed if i % 2 == 0 else reversed(timed):
             started = time.perf_counter()
             scores[name].append(engines[name].score(query, texts))
             times[name].append(time.perf_counter() - started)
+    if args.reference is not None and not stored:
+        partial = args.reference.with_name(args.reference.name + ".partial.npz")
+        np.savez(partial, **dict(zip(dev.qids, scores["torch-fp32"])))
+        os.replace(partial, args.reference)
 
     def ndcg(lists: list[np.ndarray]) -> float:
         return ndcg10(DevPairs(dev.qids, dev.doc_ids, lists, lists), lists, dev.qrels)
 
-    reference, base_ms = scores["torch-fp32"], statistics.median(times["torch-fp32"]) * 1000
+    reference = scores["torch-fp32"]
+    base_ms = statistics.median(times["torch-fp32"]) * 1000 if times["torch-fp32"] else None
     cpu = describe()
     print(f"{args.collection}: {len(dev.qids)} queries x 100 BM25 candidates; CPU flags amx {cpu['amx']}, "
           f"avx512_bf16 {cpu['avx512_bf16']}, vnni {cpu['vnni']}; torch-fp32 nDCG@10 {ndcg(reference):.4f}, "
-          f"{base_ms:.0f} ms/query")
+          + (f"{base_ms:.0f} ms/query" if base_ms else f"scores read from {args.reference}"))
     for name in names[1:]:
         got = scores[name]
         agreement = [len(set(np.argsort(-r)[:10]) & set(np.argsort(-g)[:10])) for r, g in zip(reference, got)]
@@ -63,7 +83,8 @@ def main() -> None:
         ms = statistics.median(times[name]) * 1000
         print(f"{name:<12} top-10 agreement min {min(agreement)} mean {np.mean(agreement):.2f} "
               f"(below 9: {sum(a < 9 for a in agreement)}), correlation {correlation:.4f}, "
-              f"nDCG@10 {ndcg(got) - ndcg(reference):+.4f}, {ms:.0f} ms/query ({base_ms / ms:.2f}x torch-fp32)")
+              f"nDCG@10 {ndcg(got) - ndcg(reference):+.4f}, {ms:.0f} ms/query"
+              + (f" ({base_ms / ms:.2f}x torch-fp32)" if base_ms else ""))
 
 
 if __name__ == "__main__":
