@@ -18,6 +18,9 @@ cache folder, in a folder named by the model's fingerprint, written beside it an
   this scheme min 9, mean 9.75 (group 128: min 9, mean 9.60, 1.24x faster); NNCF's static
   quantization calibrated on rerankit's own pairs min 8 (9 queries below 9), with SmoothQuant on
   the built-in pairs min 5; ``onnx-int8`` (ONNX Runtime dynamic) min 7 (13 queries below 9).
+  Larger groups and the bf16 hint would be faster (on an AMD EPYC Zen 4, group 64 1.14x, keeping
+  the DL21 ranking), but OpenVINO 2026.4.1 computes them wrongly there when compiled for two
+  streams (logits near -1,700; ``benchmarks/engine-experiments.md``), so group 32 and f32 stay.
 
 Compiled models use ``INFERENCE_NUM_THREADS = engine_threads()``. With two threads or more they run
 ``STREAMS`` streams (``PERFORMANCE_HINT=THROUGHPUT``), each with its share of the threads, and a call's
