@@ -44,7 +44,7 @@ from .backend import BACKENDS, backend_available
 from .cache import cache_root, model_fingerprint
 from .hardware import cpu_flags, engine_threads, has_amx, has_avx512_bf16
 
-VERDICT_VERSION = "3"  # 2: probe of web-passage lengths; 3: OpenVINO on two streams
+VERDICT_VERSION = "4"  # 2: probe of web-passage lengths; 3: OpenVINO on two streams; 4: int8 group 64
 RUNTIMES = ("torch", "onnxruntime", "openvino", "nncf", "transformers")
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,15 @@ cache folder, in a folder named by the model's fingerprint, written beside it an
   values (OpenVINO's ``DYNAMIC_QUANTIZATION_GROUP_SIZE``), so the matmuls run in int8 wherever
   the CPU plugin has int8 kernels, with the rest in fp32. Needs ``nncf`` (``pip install
   rerankit[int8]``). Chosen on DL21 (the development set; default cross-encoder, 53 queries x
-  100 BM25 passages, 128 tokens, this 2-core Sapphire Rapids) against ``torch-fp32``'s top 10:
-  this scheme min 9, mean 9.75 (group 128: min 9, mean 9.60, 1.24x faster); NNCF's static
-  quantization calibrated on rerankit's own pairs min 8 (9 queries below 9), with SmoothQuant on
-  the built-in pairs min 5; ``onnx-int8`` (ONNX Runtime dynamic) min 7 (13 queries below 9).
-  Larger groups and the bf16 hint would be faster (on an AMD EPYC Zen 4, group 64 1.14x, keeping
-  the DL21 ranking), but OpenVINO 2026.4.1 computes them wrongly there when compiled for two
-  streams (logits near -1,700; ``benchmarks/engine-experiments.md``), so group 32 and f32 stay.
+  100 BM25 passages) against ``torch-fp32``'s top 10: on a 2-core Sapphire Rapids at 128 tokens,
+  group 32 min 9, mean 9.75 (group 128: min 9, mean 9.60); NNCF's static quantization calibrated
+  on rerankit's own pairs min 8 (9 queries below 9), with SmoothQuant on the built-in pairs min 5;
+  ``onnx-int8`` (ONNX Runtime dynamic) min 7 (13 queries below 9). On a 2-core AMD EPYC (Zen 4:
+  VNNI, no AMX) at 512 tokens, two streams: group 64 min 9, mean 9.77, 503 ms/query against 574
+  for group 32 (1.14x; min 9, mean 9.79 at 128 tokens); group 128 min 8. The bf16 hint is not used
+  with int8 weights: OpenVINO 2026.4.1 computes that wrongly on two streams there (logits near
+  -1,700; ``benchmarks/openvino_int8_streams.py`` checks a runtime), and two int8 models of one IR
+  with different groups in one process gave wrong scores too, so the group is one constant.
 
 Compiled models use ``INFERENCE_NUM_THREADS = engine_threads()``. With two threads or more they run
 ``STREAMS`` streams (``PERFORMANCE_HINT=THROUGHPUT``), each with its share of the threads, and a call's
@@ -62,7 +64,7 @@ PRECISIONS = ("fp32", "bf16", "int8")
 TOKEN_BUDGET = 1024
 MAX_BATCH = 16
 STREAMS = 2
-DYNAMIC_GROUP = 32
+DYNAMIC_GROUP = 64  # see the module docstring; one value per process
 BLOB_FOLDER = "compiled"
 log = logging.getLogger(__name__)
 
