@@ -17,7 +17,6 @@ there otherwise: so the reference can be scored natively and the backends on an 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 from rerankit.engine.hardware import describe
+from rerankit.io import write_atomically
 from rerankit.rerankers.registry import default_model_path
 from rerankit.training.fusion import DevPairs, ndcg10
 from rerankit.training.recipe import TrecDevSet
@@ -63,9 +63,11 @@ def main() -> None:
             scores[name].append(engines[name].score(query, texts))
             times[name].append(time.perf_counter() - started)
     if args.reference is not None and not stored:
-        partial = args.reference.with_name(args.reference.name + ".partial.npz")
-        np.savez(partial, **dict(zip(dev.qids, scores["torch-fp32"])))
-        os.replace(partial, args.reference)
+        def save(tmp: Path) -> None:
+            with tmp.open("wb") as handle:  # a handle: np.savez would add ".npz" to a path
+                np.savez(handle, **dict(zip(dev.qids, scores["torch-fp32"])))
+
+        write_atomically(args.reference, save)
 
     def ndcg(lists: list[np.ndarray]) -> float:
         return ndcg10(DevPairs(dev.qids, dev.doc_ids, lists, lists), lists, dev.qrels)

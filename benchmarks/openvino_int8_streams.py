@@ -1,9 +1,9 @@
 """Does this OpenVINO compute the faster int8 settings right on two streams? A check to rerun on each new
 OpenVINO release before ``openvino-int8`` takes a larger dynamic-quantization group or the bf16 hint.
 
-Compiles the cached int8 IR of a cross-encoder (``openvino-int8``'s) under each setting, once as the engine
-does (``PERFORMANCE_HINT=THROUGHPUT``, two streams of one thread, its requests run at once from two
-threads) and once on one stream of one thread, scores the same batches of DL19 query-passage pairs with
+Compiles the cached int8 IR of a cross-encoder (``openvino-int8``'s) under each setting with the engine's
+own ``StreamedModel``, once on two threads (``PERFORMANCE_HINT=THROUGHPUT``, two streams of one thread,
+fed at once) and once on one thread (one stream, ``LATENCY``), scores the same batches of DL19 query-passage pairs with
 both, and prints the largest difference between them and the mean logit. On an AMD EPYC (Zen 4) with
 OpenVINO 2026.4.1, the bf16 hint gave logits near -1,700 on two streams against about 2 on one, for
 every group (``benchmarks/engine-experiments.md``).
@@ -14,11 +14,11 @@ every group (``benchmarks/engine-experiments.md``).
 from __future__ import annotations
 
 import argparse
-import threading
 from pathlib import Path
 
 import numpy as np
 
+from rerankit.engine.openvino_backend import StreamedModel
 from rerankit.engine.runtimes import openvino_runs_bf16
 from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 from rerankit.rerankers.registry import default_model_path
@@ -26,21 +26,11 @@ from rerankit.rerankers.registry import default_model_path
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-dl19-passage"
 
 
-def scores(compiled, feeds: list[dict[int, np.ndarray]], streams: int) -> list[np.ndarray]:
-    """Every feed's logits, the feeds shared out over ``streams`` requests running at once."""
+def scores(model: StreamedModel, feeds: list[dict[int, np.ndarray]]) -> np.ndarray:
+    """Every feed's logits, the feeds run as the engine runs them (``StreamedModel.run_batches``)."""
     out: list[np.ndarray | None] = [None] * len(feeds)
-
-    def work(offset: int) -> None:
-        request = compiled.create_infer_request()
-        for i in range(offset, len(feeds), streams):
-            out[i] = np.array(request.infer(feeds[i])[compiled.output(0)]).ravel()
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(streams)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return out  # type: ignore[return-value]
+    model.run_batches(enumerate(feeds), out)
+    return np.concatenate([o.ravel() for o in out])  # type: ignore[union-attr]
 
 
 def main() -> None:
@@ -62,17 +52,14 @@ def main() -> None:
     settings = [("f32", 32), ("f32", 64), ("f32", 128)]
     if openvino_runs_bf16():
         settings += [("bf16", 32), ("bf16", 128)]
-    core = ov.Core()
-    print(f"OpenVINO {ov.__version__}; {len(feeds)} batches of {len(work)} DL19 queries; int8 IR {engine.runner.path}")
+    path = engine.runner.path
+    print(f"OpenVINO {ov.__version__}; {len(feeds)} batches of {len(work)} DL19 queries; int8 IR {path}")
     print("| hint | group | one stream: mean logit | two streams: mean logit | largest difference |")
     print("|---|---|---|---|---|")
     for hint, group in settings:
-        base = {"INFERENCE_PRECISION_HINT": hint, "DYNAMIC_QUANTIZATION_GROUP_SIZE": group}
-        one = core.compile_model(str(engine.runner.path), "CPU",
-                                 {**base, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": 1})
-        two = core.compile_model(str(engine.runner.path), "CPU", {**base, "PERFORMANCE_HINT": "THROUGHPUT",
-                                                                    "NUM_STREAMS": 2, "INFERENCE_NUM_THREADS": 2})
-        a, b = np.concatenate(scores(one, feeds, 1)), np.concatenate(scores(two, feeds, 2))
+        config = {"INFERENCE_PRECISION_HINT": hint, "DYNAMIC_QUANTIZATION_GROUP_SIZE": group}
+        a = scores(StreamedModel(lambda: path, config, 1, f"{hint}/{group}, one stream"), feeds)
+        b = scores(StreamedModel(lambda: path, config, 2, f"{hint}/{group}, two streams"), feeds)
         print(f"| {hint} | {group} | {a.mean():.3f} | {b.mean():.3f} | {np.abs(a - b).max():.4f} |")
 
 
