@@ -68,8 +68,8 @@ def test_bm25_dense_and_hybrid_equal_the_in_memory_index(server, tmp_path):
             assert len(set(_ids(got)) & set(_ids(want))) >= 9, (mode, query)
             identical[mode] += _ids(got) == _ids(want)
         dense = {h.document.id: h.score for h in disk.search(query, 300, "dense")}
-        for hit in database.search(query, 10, "dense"):  # same cosines (float16-valued vectors in both)
-            assert abs(hit.score - dense[hit.document.id]) < 1e-4
+        for hit in database.search(query, 10, "dense"):  # same inner products of the same float16 values
+            assert abs(hit.score - dense[hit.document.id]) < 1e-6
     assert identical["dense"] >= 7 and identical["hybrid"] >= 7, identical
     found = next(h.document for h in database.search("note 3", 300, "bm25") if h.document.id == "p3")
     stored = next(d for d in disk.documents if d.id == "p3")
@@ -172,7 +172,7 @@ def test_scifact_top10_from_postgres_matches_the_in_memory_index(server, tmp_pat
     if not (data / "corpus.jsonl").is_file():
         pytest.skip("../shared/data/scifact is not here (a fresh clone has no ../shared)")
     corpus = read_corpus_jsonl(data / "corpus.jsonl")
-    queries = list(read_queries_jsonl(data / "queries.jsonl").values())[:300]
+    queries = list(read_queries_jsonl(data / "queries.jsonl").values())  # all 1,109, as the figure is stated
     url = _url(server, "scifact")
     build_index(corpus, url)
     build_index(corpus, tmp_path / "disk")

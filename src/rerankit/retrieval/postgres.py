@@ -19,9 +19,10 @@ the new one, never half of one, and a build killed at any point leaves the previ
 Builders of one ``NAME`` take turns (an advisory lock), and each drops what killed builds left.
 
 Search modes: ``bm25`` (the postings, summed per passage in SQL), ``dense`` (pgvector's HNSW, an
-approximate search: ``hnsw.ef_search`` is raised to at least 100 and twice ``k``), ``hybrid`` (RRF of the
-two, as the in-memory index). Embeddings are stored as the on-disk index stores them (float16
-values), so the two give the same cosines.
+approximate search: the ``2k`` nearest by cosine, with ``hnsw.ef_search`` at least 100 and ``2k``,
+ranked by inner product as in memory), ``hybrid`` (RRF of the two, as the in-memory index). Embeddings
+are stored as the on-disk index stores them (float16 values), so the two give the same scores up to
+float32 summation order, and the same top ``k`` except where HNSW misses a passage.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ FORMAT = "rerankit-postgres-index"
 FORMAT_VERSION = 1
 _TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
 _BATCH = 512
+NEAR_FACTOR = 2  # dense search fetches this many times k by cosine, then ranks them by inner product
 URL_PREFIXES = ("postgresql://", "postgres://")
 
 
@@ -310,7 +312,10 @@ class PostgresBM25Retriever:
 
 
 class PostgresDenseRetriever:
-    """Cosine similarity through pgvector's HNSW index (approximate; ``ef_search`` at least 100 and 2k)."""
+    """The in-memory index's score (the inner product of the stored float16 values and the query) over the
+    ``NEAR_FACTOR * k`` nearest by pgvector's HNSW cosine index (approximate; ``ef_search`` at least 100 and
+    that count), best first, ties by position: the float16 rows are not unit length, so their cosine order
+    and inner product order may differ by near-ties, which the wider fetch and the re-sort settle."""
 
     def __init__(self, connection: _Connection, table: str, embedder: Embedder) -> None:
         self.connection, self.table, self.embedder = connection, table, embedder
@@ -319,8 +324,11 @@ class PostgresDenseRetriever:
         query, k = normalize_query(query), positive_int(k, "k")
         vector = _vector_text(self.embedder.embed([query])[0])
         rows = self.connection.fetch(
-            f'SELECT pos, id, title, text, metadata, 1 - (embedding <=> %s::vector) AS score FROM "{self.table}" '
-            f'ORDER BY embedding <=> %s::vector LIMIT %s', (vector, vector, k), ef_search=max(100, 2 * k))
+            f'WITH near AS (SELECT pos, (-(embedding <#> %s::vector))::real AS score FROM "{self.table}" '
+            f'ORDER BY embedding <=> %s::vector LIMIT %s) '
+            f'SELECT t.pos, t.id, t.title, t.text, t.metadata, near.score FROM near JOIN "{self.table}" t USING (pos) '
+            f'ORDER BY near.score DESC, t.pos LIMIT %s', (vector, vector, NEAR_FACTOR * k, k),
+            ef_search=max(100, NEAR_FACTOR * k))
         return [RankedResult(int(r[0]), float(r[5]), _document(r), rank) for rank, r in enumerate(rows)]
 
 
