@@ -46,7 +46,7 @@ from rerankit.datasets import read_corpus_jsonl, read_qrels, read_queries_jsonl
 from rerankit.engine import available_backends
 from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 from rerankit.engine.bench import load_sentence_transformers
-from rerankit.engine.hardware import cpu_flags, engine_threads
+from rerankit.engine.hardware import cpu_flags, engine_threads, has_amx, has_avx512_bf16
 from rerankit.evaluation import evaluate, load_run, rerank_query, select_queries, trec_order
 from rerankit.rerankers.base import Reranker
 from rerankit.rerankers.registry import default_model_path
@@ -158,7 +158,9 @@ def st_builders(args, work: Path) -> list[tuple[str, Callable]]:
 
         config = "avx512_vnni" if "avx512_vnni" in cpu_flags() else "avx2"
         export_dynamic_quantized_onnx_model(onnx_model(), config, str(copy))
-        return cross_encoder("onnx", f"onnx/model_qint8_{config}.onnx")
+        # the file is named by the config's weight type: qint8 for avx512_vnni, quint8 for avx2
+        written = next((copy / "onnx").glob(f"model_*int8_{config}.onnx"))
+        return cross_encoder("onnx", f"onnx/{written.name}")
 
     def openvino_qint8():
         import nncf
@@ -223,10 +225,13 @@ def warm_up(system: System, query_texts: tuple[str, list[str]], skipped: dict[st
 
 
 def precision(system: System) -> str | None:
-    """Which GEMM rate a rerankit backend is compared with (``None`` for sentence-transformers)."""
+    """Which GEMM rate a rerankit backend is compared with (``None`` for sentence-transformers): bf16 for
+    bf16 and int8 backends on CPUs with bf16 units, else fp32 (without them int8 weights are widened to
+    fp32 for the matmuls, and torch's bf16 matmul is emulated)."""
     if system.engine is None:
         return None
-    return "bf16" if ("bf16" in system.engine.backend or "int8" in system.engine.backend) else "fp32"
+    low = "bf16" in system.engine.backend or "int8" in system.engine.backend
+    return "bf16" if low and (has_amx() or has_avx512_bf16()) else "fp32"
 
 
 def gemm_gflops(dtype: str, size: int = 2048, seconds: float = 1.5) -> float:
