@@ -46,7 +46,7 @@ from rerankit.datasets import read_corpus_jsonl, read_qrels, read_queries_jsonl
 from rerankit.engine import available_backends
 from rerankit.rerankers.cross_encoder import CrossEncoderReranker
 from rerankit.engine.bench import load_sentence_transformers
-from rerankit.engine.hardware import cpu_flags, engine_threads, has_amx, has_avx512_bf16
+from rerankit.engine.hardware import cpu_flags, engine_threads, has_bf16_units
 from rerankit.evaluation import evaluate, load_run, rerank_query, select_queries, trec_order
 from rerankit.rerankers.base import Reranker
 from rerankit.rerankers.registry import default_model_path
@@ -231,7 +231,7 @@ def precision(system: System) -> str | None:
     if system.engine is None:
         return None
     low = "bf16" in system.engine.backend or "int8" in system.engine.backend
-    return "bf16" if low and (has_amx() or has_avx512_bf16()) else "fp32"
+    return "bf16" if low and has_bf16_units() else "fp32"
 
 
 def gemm_gflops(dtype: str, size: int = 2048, seconds: float = 1.5) -> float:

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from rerankit.datasets import read_corpus_jsonl  # noqa: E402
 from rerankit.encoders import embed, embedding_path, load_bi_encoder  # noqa: E402
-from rerankit.engine.hardware import has_amx, has_avx512_bf16  # noqa: E402
+from rerankit.engine.hardware import has_bf16_units  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -50,7 +50,7 @@ def main() -> None:
                                 show_progress_bar=False)
 
     paths = {"sentence-transformers fp32": lambda: reference(False)}
-    if has_amx() or has_avx512_bf16():
+    if has_bf16_units():
         paths["sentence-transformers bf16 autocast"] = lambda: reference(True)
     paths["rerankit embed"] = lambda: embed(texts, args.model)
     embed(texts[:8], args.model)  # load and warm up the fast path (an OpenVINO conversion happens here, once)

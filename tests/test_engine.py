@@ -224,11 +224,10 @@ def test_auto_tries_bf16_first_and_never_int8(monkeypatch):
 
     available = auto.backend_available
     monkeypatch.setattr(auto, "backend_available", lambda name: not name.startswith("cuda") and available(name))
-    monkeypatch.setattr(auto, "has_amx", lambda: True)
+    monkeypatch.setattr(auto, "has_bf16_units", lambda: True)
     order = auto.candidate_order()
     assert order[0] == "torch-bf16" and "torch-int8" not in order  # int8 is opt-in (see auto's docstring)
-    monkeypatch.setattr(auto, "has_amx", lambda: False)
-    monkeypatch.setattr(auto, "has_avx512_bf16", lambda: False)
+    monkeypatch.setattr(auto, "has_bf16_units", lambda: False)
     assert "torch-bf16" not in auto.candidate_order()
     monkeypatch.setattr(auto, "backend_available", lambda name: True)  # a CUDA device: half precision on it
     assert auto.candidate_order() == ["cuda-fp16", "cuda-bf16"] and auto.reference_backend() == "cuda-fp32"

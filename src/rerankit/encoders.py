@@ -68,9 +68,9 @@ def _fp32_reference_requested() -> bool:
 
 def _bf16_allowed() -> bool:
     """bf16 embeddings: the CPU has bf16 units and ``RERANKIT_BI_ENCODER_BACKEND`` is not ``fp32``."""
-    from .engine.hardware import has_amx, has_avx512_bf16
+    from .engine.hardware import has_bf16_units
 
-    return not _fp32_reference_requested() and (has_amx() or has_avx512_bf16())
+    return not _fp32_reference_requested() and has_bf16_units()
 
 
 class SentenceTransformerEmbedder:

@@ -42,7 +42,7 @@ import numpy as np
 from ..io import write_atomically
 from .backend import BACKENDS, backend_available
 from .cache import cache_root, model_fingerprint
-from .hardware import cpu_flags, engine_threads, has_amx, has_avx512_bf16
+from .hardware import cpu_flags, engine_threads, has_bf16_units
 
 VERDICT_VERSION = "4"  # 2: probe of web-passage lengths; 3: OpenVINO on two streams; 4: int8 group 64
 RUNTIMES = ("torch", "onnxruntime", "openvino", "nncf", "transformers")
@@ -94,7 +94,7 @@ def candidate_order() -> list[str]:
     """Backends to try for this machine and installation (step 1 of the rule)."""
     if backend_available("cuda-fp32"):
         order = ["cuda-fp16", "cuda-bf16"]
-    elif has_amx() or has_avx512_bf16():
+    elif has_bf16_units():
         order = ["torch-bf16", "openvino-bf16", "openvino-int8", "openvino-fp32"]
     else:
         order = ["openvino-int8", "openvino-fp32", "onnx-fp32"]

@@ -32,6 +32,11 @@ def has_avx512_bf16() -> bool:
     return "avx512_bf16" in cpu_flags()
 
 
+def has_bf16_units() -> bool:
+    """Whether the CPU computes bf16 natively (AMX or AVX512-BF16); elsewhere bf16 is emulated."""
+    return has_amx() or has_avx512_bf16()
+
+
 def has_vnni() -> bool:
     return bool({"avx512_vnni", "avx_vnni"} & cpu_flags())
 

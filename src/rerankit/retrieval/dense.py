@@ -155,9 +155,9 @@ class DenseRetriever:
     def _bf16_copy(embeddings: np.ndarray):
         if embeddings.shape[0] < _BF16_MIN_ROWS:
             return None
-        from ..engine.hardware import has_amx, has_avx512_bf16
+        from ..engine.hardware import has_bf16_units
 
-        if not (has_amx() or has_avx512_bf16()):
+        if not has_bf16_units():
             return None
         try:
             import torch
