@@ -324,10 +324,9 @@ class PostgresDenseRetriever:
         query, k = normalize_query(query), positive_int(k, "k")
         vector = _vector_text(self.embedder.embed([query])[0])
         rows = self.connection.fetch(
-            f'WITH near AS (SELECT pos, (-(embedding <#> %s::vector))::real AS score FROM "{self.table}" '
-            f'ORDER BY embedding <=> %s::vector LIMIT %s) '
-            f'SELECT t.pos, t.id, t.title, t.text, t.metadata, near.score FROM near JOIN "{self.table}" t USING (pos) '
-            f'ORDER BY near.score DESC, t.pos LIMIT %s', (vector, vector, NEAR_FACTOR * k, k),
+            f'SELECT * FROM (SELECT pos, id, title, text, metadata, (-(embedding <#> %s::vector))::real AS score '
+            f'FROM "{self.table}" ORDER BY embedding <=> %s::vector LIMIT %s) AS near '
+            f'ORDER BY score DESC, pos LIMIT %s', (vector, vector, NEAR_FACTOR * k, k),
             ef_search=max(100, NEAR_FACTOR * k))
         return [RankedResult(int(r[0]), float(r[5]), _document(r), rank) for rank, r in enumerate(rows)]
 
